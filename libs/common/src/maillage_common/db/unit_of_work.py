@@ -1,0 +1,69 @@
+"""The use case owns the transaction: state changes and their events commit together."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Self
+
+from google.protobuf.message import Message
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from maillage_common.db.messaging import OUTBOX
+from maillage_common.events.catalogue import topic_of
+from maillage_common.observability.tracing import current_traceparent
+
+
+class UnitOfWork:
+    """One transaction: repositories work on `session`; `record` adds events to the outbox.
+
+    Repositories never commit; the use case calls `commit()`. Leaving the block without
+    committing rolls everything back, events included.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session, self._session = self.session, None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+
+    async def record(self, message: Message, *, subject: str) -> uuid.UUID:
+        """Queue `message` for publication, keyed by its aggregate id `subject`."""
+        event_id = uuid.uuid4()
+        await self.session.execute(
+            insert(OUTBOX).values(
+                event_id=event_id,
+                topic=topic_of(type(message)),
+                event_key=subject,
+                event_type=message.DESCRIPTOR.full_name,
+                payload=message.SerializeToString(deterministic=True),
+                traceparent=current_traceparent(),
+            )
+        )
+        return event_id
+
+    async def commit(self) -> None:
+        await self.session.commit()

@@ -1,0 +1,23 @@
+"""Annotated dependencies routes use to reach the runtime."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from maillage_common.db.unit_of_work import UnitOfWork
+from maillage_common.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def new_unit_of_work(request: Request) -> UnitOfWork:
+    return get_runtime(request).unit_of_work()
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(new_unit_of_work)]

@@ -1,0 +1,1 @@
+"""Structured logs, W3C trace context and Prometheus metrics."""

@@ -1,0 +1,20 @@
+"""Bring the service's schema to the latest revision.
+
+Run as `python -m maillage_booking.db.migrate` (a one-off job before the service starts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maillage_booking.settings import BookingSettings
+from maillage_common.db.migrations import upgrade
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def main() -> None:
+    upgrade(BookingSettings.from_environment(), MIGRATIONS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Use cases (the service layer): each owns one transaction through a UnitOfWork."""

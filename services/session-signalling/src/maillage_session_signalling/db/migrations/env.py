@@ -1,0 +1,4 @@
+from maillage_common.db.migrations import run_migrations
+from maillage_session_signalling.db.tables import MIGRATED_METADATA
+
+run_migrations(MIGRATED_METADATA)

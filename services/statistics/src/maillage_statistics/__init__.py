@@ -1,0 +1,4 @@
+"""Maillage statistics.
+
+The regional observatory: indicators rebuilt from events, Prometheus metrics for Grafana.
+"""

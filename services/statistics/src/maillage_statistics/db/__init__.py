@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories (never commit) and migrations."""

@@ -1,0 +1,4 @@
+"""Maillage telemetry.
+
+Kiosk fleet health, connected-device measurements and call quality.
+"""

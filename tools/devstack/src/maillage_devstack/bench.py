@@ -1,0 +1,74 @@
+"""`maillage bench`: a registry of benchmarks, run by name.
+
+To add one, put a module in `maillage_devstack/benchmarks/` that decorates a callable
+with `@benchmark("name")`: every module there is imported when benchmarks are listed.
+A benchmark returns its exit code (None meaning success); results go under `bench-results/`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+BenchmarkFunction = Callable[[], int | None]
+
+BENCHMARK_PACKAGE = "maillage_devstack.benchmarks"
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """A named benchmark and the one-line description `maillage bench --list` shows."""
+
+    name: str
+    description: str
+    run: BenchmarkFunction
+
+
+_REGISTRY: dict[str, Benchmark] = {}
+
+
+def benchmark(name: str) -> Callable[[BenchmarkFunction], BenchmarkFunction]:
+    """Register the decorated callable under `name` (its docstring's first line describes it)."""
+
+    def register(function: BenchmarkFunction) -> BenchmarkFunction:
+        if name in _REGISTRY:
+            raise ValueError(f"benchmark {name!r} is registered twice")
+        description = (function.__doc__ or "").strip().split("\n", 1)[0]
+        _REGISTRY[name] = Benchmark(name, description, function)
+        return function
+
+    return register
+
+
+def registered_benchmarks() -> dict[str, Benchmark]:
+    """Every benchmark, after importing the modules of the benchmark package."""
+    package = importlib.import_module(BENCHMARK_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__, f"{BENCHMARK_PACKAGE}."):
+        importlib.import_module(module.name)
+    return dict(_REGISTRY)
+
+
+def run_benchmarks(names: Sequence[str], stream: TextIO, *, list_only: bool = False) -> int:
+    """Run the named benchmarks (all when none is named); the first non-zero exit code wins."""
+    available = registered_benchmarks()
+    if not available:
+        stream.write("no benchmarks yet\n")
+        return 0
+    if list_only:
+        for entry in available.values():
+            stream.write(f"{entry.name}\t{entry.description}\n")
+        return 0
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        stream.write(f"unknown benchmark(s): {', '.join(unknown)}\n")
+        return 2
+    exit_code = 0
+    for name in names or list(available):
+        stream.write(f"== {name}\n")
+        stream.flush()
+        result = available[name].run() or 0
+        exit_code = exit_code or result
+    return exit_code
