@@ -9,8 +9,9 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -23,6 +24,9 @@ from maillage_devstack.infra import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+    from fastapi import FastAPI
+
     from maillage_common.auth.keys import DevSigningKey
 
 TEST_ISSUER = "maillage-test"
@@ -141,3 +145,39 @@ def mint(dev_signing_key: DevSigningKey) -> Mint:
         )
 
     return mint_for
+
+
+class ServiceApp(Protocol):
+    """`service_app("maillage_booking", **setting_overrides)`: an async context manager
+    yielding (app, httpx client) for the service running on the session's infrastructure,
+    in this test's own schema."""
+
+    def __call__(
+        self, package: str, *, wait_ready: bool = True, **overrides: Any
+    ) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]: ...
+
+
+@pytest.fixture
+def service_app(
+    database_url: str,
+    kafka_bootstrap_servers: str,
+    database_schema: str,
+    dev_signing_key: DevSigningKey,
+) -> ServiceApp:
+    from maillage_devstack.service_testing import running_service, service_settings
+
+    def start(
+        package: str, *, wait_ready: bool = True, **overrides: Any
+    ) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
+        settings = service_settings(
+            package,
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+            schema=database_schema,
+            signing_key=dev_signing_key,
+            issuer=TEST_ISSUER,
+            **overrides,
+        )
+        return running_service(package, settings, wait_ready=wait_ready)
+
+    return start
