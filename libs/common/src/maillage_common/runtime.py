@@ -58,7 +58,7 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, max_event_bytes=self.settings.kafka_max_message_bytes)
 
     @property
     def bus_ready(self) -> bool:

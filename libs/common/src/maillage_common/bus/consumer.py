@@ -163,7 +163,7 @@ class EventConsumer:
         await self._dead_letter(record, failure, attempts=self._max_attempts)
 
     async def _apply(self, event: Event[Message], handler: EventHandler) -> str:
-        async with UnitOfWork(self._sessions) as uow:
+        async with UnitOfWork(self._sessions, max_event_bytes=self._max_bytes) as uow:
             claimed = await uow.session.execute(
                 insert(INBOX)
                 .values(consumer=self.name, event_id=event.id, event_type=event.type)

@@ -8,11 +8,12 @@ from maillage_common.db.messaging import (
     drop_messaging_tables,
     messaging_metadata,
 )
-from maillage_common.db.unit_of_work import UnitOfWork
+from maillage_common.db.unit_of_work import EventTooLargeError, UnitOfWork
 
 __all__ = [
     "INBOX",
     "OUTBOX",
+    "EventTooLargeError",
     "UnitOfWork",
     "create_engine",
     "create_messaging_tables",

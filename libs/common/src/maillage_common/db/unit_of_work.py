@@ -15,6 +15,10 @@ from maillage_common.events.catalogue import topic_of
 from maillage_common.observability.tracing import current_traceparent
 
 
+class EventTooLargeError(ValueError):
+    """The event would exceed the broker's message size: refused before it can wedge the outbox."""
+
+
 class UnitOfWork:
     """One transaction: repositories work on `session`; `record` adds events to the outbox.
 
@@ -22,8 +26,11 @@ class UnitOfWork:
     committing rolls everything back, events included.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, max_event_bytes: int = 1_000_000
+    ) -> None:
         self._sessions = sessions
+        self._max_event_bytes = max_event_bytes
         self._session: AsyncSession | None = None
 
     @property
@@ -52,6 +59,12 @@ class UnitOfWork:
 
     async def record(self, message: Message, *, subject: str) -> uuid.UUID:
         """Queue `message` for publication, keyed by its aggregate id `subject`."""
+        payload = message.SerializeToString(deterministic=True)
+        if len(payload) > self._max_event_bytes:
+            raise EventTooLargeError(
+                f"{message.DESCRIPTOR.full_name} is {len(payload)} bytes;"
+                f" the limit is {self._max_event_bytes}"
+            )
         event_id = uuid.uuid4()
         await self.session.execute(
             insert(OUTBOX).values(
@@ -59,7 +72,7 @@ class UnitOfWork:
                 topic=topic_of(type(message)),
                 event_key=subject,
                 event_type=message.DESCRIPTOR.full_name,
-                payload=message.SerializeToString(deterministic=True),
+                payload=payload,
                 traceparent=current_traceparent(),
             )
         )
