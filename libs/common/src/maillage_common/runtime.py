@@ -126,9 +126,7 @@ async def run_runtime(
             sessions=runtime.sessions,
             dead_letters=lambda: runtime.dead_letter_producer,
             catalogue=runtime.catalogue,
-            max_attempts=settings.consumer_max_attempts,
-            handler_timeout_seconds=settings.consumer_handler_timeout_seconds,
-            max_message_bytes=settings.kafka_max_message_bytes,
+            settings=settings,
         )
     runtime._tasks.append(_supervised(runtime.relay.run(), "outbox-relay"))
     if consumers:

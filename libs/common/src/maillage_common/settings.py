@@ -56,6 +56,12 @@ class ServiceSettings(BaseSettings):
     outbox_max_backoff_seconds: float = 10.0
     consumer_max_attempts: int = 3
     consumer_handler_timeout_seconds: float = 30.0
+    consumer_batch_size: int = 100
+    consumer_batch_budget_seconds: float = 60.0
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        description="Bounds the broker's long poll: the embedded broker does not always wake it",
+    )
 
     auth_jwks_url: str = Field(validation_alias=_shared("AUTH_JWKS_URL"))
     auth_issuer: str = Field(validation_alias=_shared("AUTH_ISSUER"))

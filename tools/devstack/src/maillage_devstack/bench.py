@@ -8,9 +8,14 @@ A benchmark returns its exit code (None meaning success); results go under `benc
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import pkgutil
+import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 BenchmarkFunction = Callable[[], int | None]
@@ -72,3 +77,61 @@ def run_benchmarks(names: Sequence[str], stream: TextIO, *, list_only: bool = Fa
         result = available[name].run() or 0
         exit_code = exit_code or result
     return exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One measured figure beside the baseline measured in the same run."""
+
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline_value: float
+    target: str = ""
+
+
+@dataclass
+class Results:
+    """Collects a benchmark's figures, prints them side by side and writes JSON."""
+
+    benchmark: str
+    figures: list[Figure] = field(default_factory=list)
+    parameters: dict[str, object] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+
+    def table(self) -> str:
+        lines = [
+            "| figure | measured | baseline (same run) | target |",
+            "|---|---|---|---|",
+        ]
+        for f in self.figures:
+            lines.append(
+                f"| {f.name} | {f.value:,.1f} {f.unit} "
+                f"| {f.baseline_name}: {f.baseline_value:,.1f} {f.unit} | {f.target} |"
+            )
+        return "\n".join(lines)
+
+    def write(self, directory: Path = Path("bench-results")) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.benchmark}.json"
+        document = {
+            "benchmark": self.benchmark,
+            "measured_at": datetime.now(UTC).isoformat(),
+            "machine": machine_description(),
+            "parameters": self.parameters,
+            "figures": [asdict(f) for f in self.figures],
+        }
+        path.write_text(json.dumps(document, indent=2))
+        return path
+
+
+def machine_description() -> dict[str, object]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }

@@ -1,18 +1,25 @@
 """The idempotent, poison-proof consumer every service subscribes with.
 
-For each record: decode (undecodable, unknown type or oversized → dead-letter topic at
-once); claim (consumer, ce_id) in the inbox and apply the handler in ONE transaction
-(a redelivery finds the claim and has no second effect); on a handler failure retry a
-few times, then dead-letter it so the partition keeps flowing. Infrastructure outages
-(database unreachable) are not the message's fault: the record is redelivered (NACK
-seeks back) after a pause, never dead-lettered. Each record is bounded in time, so no
-handler holds the partition past the poll interval.
+Records arrive in batches (one offset commit per batch). A batch is applied in ONE
+transaction: each event's (consumer, ce_id) is claimed in the inbox next to its effect, so
+a redelivered event has no second effect. If that transaction fails, the batch is applied
+again record by record, each in its own transaction with a few attempts; a record that
+still fails — or cannot be decoded (unknown type, bad payload, oversized) — goes to
+`<topic>.dlq` with the error in headers, and the partition keeps flowing. Dead-lettered
+events are claimed in the inbox too, so a redelivered batch does not dead-letter them twice.
+
+Infrastructure outages (database unreachable) are not the message's fault: the batch is
+redelivered (NACK seeks back) after a pause, never dead-lettered. A batch that overruns its
+time budget is also handed back the same way, so no handler holds a partition past the
+poll interval; what it already applied is skipped on redelivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -39,6 +46,7 @@ from maillage_common.events.envelope import (
 )
 from maillage_common.observability.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from maillage_common.observability.tracing import continue_trace, set_current_traceparent
+from maillage_common.settings import ServiceSettings
 
 _log = structlog.get_logger(__name__)
 
@@ -50,6 +58,10 @@ class TransientError(Exception):
     """Raised by a handler for a failure that is not the message's fault: redeliver later."""
 
 
+class BatchBudgetExceededError(TransientError):
+    """The batch ran out of time: hand the rest back to the broker for redelivery."""
+
+
 _TRANSIENT = (TransientError, OperationalError, InterfaceError, PoolTimeoutError, OSError)
 _REDELIVERY_PAUSE_SECONDS = 1.0
 
@@ -58,6 +70,13 @@ def _is_transient(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, _TRANSIENT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    record: ConsumerRecord[Any, Any]
+    event: Event[Message]
+    handler: EventHandler
 
 
 class EventConsumer:
@@ -83,47 +102,75 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         dead_letters: Callable[[], AIOKafkaProducer | None],
         catalogue: EventCatalogue,
-        max_attempts: int = 3,
-        handler_timeout_seconds: float = 30.0,
-        max_message_bytes: int = 1_000_000,
+        settings: ServiceSettings,
     ) -> None:
         """Subscribe on `broker` (call before the broker starts)."""
         self._sessions = sessions
         self._dead_letters = dead_letters
         self._catalogue = catalogue
-        self._max_attempts = max_attempts
-        self._handler_timeout = handler_timeout_seconds
-        self._max_bytes = max_message_bytes
+        self._max_attempts = settings.consumer_max_attempts
+        self._handler_timeout = settings.consumer_handler_timeout_seconds
+        self._budget = settings.consumer_batch_budget_seconds
+        self._max_bytes = settings.kafka_max_message_bytes
 
-        async def on_record(message: Annotated[KafkaMessage, Context("message")]) -> None:
-            await self.process(message.raw_message, getattr(message, "consumer", None))
+        async def on_batch(message: Annotated[KafkaMessage, Context("message")]) -> None:
+            records = message.raw_message
+            batch = records if isinstance(records, tuple) else (records,)
+            await self.process(batch, getattr(message, "consumer", None))
 
         broker.subscriber(
             *self.topics,
             group_id=self.name,
+            batch=True,
+            max_records=settings.consumer_batch_size,
+            batch_timeout_ms=settings.consumer_fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            max_poll_interval_ms=int(
-                (handler_timeout_seconds + 1) * (max_attempts + 1) * 1000 + 60_000
-            ),
-            title=f"{self.name}",
-        )(on_record)
+            # The budget hands a slow batch back well before the group would evict us.
+            max_poll_interval_ms=int((self._budget + self._handler_timeout) * 1000 + 60_000),
+            title=self.name,
+        )(on_batch)
 
-    async def process(self, record: Any, kafka_consumer: Any = None) -> None:
-        """Handle one record; raise only to have it redelivered (NACK)."""
-        assert isinstance(record, ConsumerRecord)
-        self._record_lag(record, kafka_consumer)
+    async def process(self, records: Sequence[Any], kafka_consumer: Any = None) -> None:
+        """Handle one batch; raise only to have it redelivered (NACK)."""
+        deadline = time.monotonic() + self._budget
+        deliveries: list[_Delivery] = []
+        for record in records:
+            assert isinstance(record, ConsumerRecord)
+            self._record_lag(record, kafka_consumer)
+            delivery = await self._admit(record)
+            if delivery is not None:
+                deliveries.append(delivery)
+        if not deliveries:
+            return
+        try:
+            async with asyncio.timeout(self._handler_timeout):
+                outcomes = await self._apply_all(deliveries)
+        except Exception as error:
+            if _is_transient(error):
+                await self._pause_for_redelivery(error)
+            _log.info("consumer_batch_split", consumer=self.name, error=repr(error))
+            for delivery in deliveries:
+                if time.monotonic() > deadline:
+                    raise BatchBudgetExceededError("batch budget exhausted") from error
+                await self._apply_with_retries(delivery)
+            return
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            self._count(delivery.record, outcome)
+
+    async def _admit(self, record: ConsumerRecord[Any, Any]) -> _Delivery | None:
+        """Decode a record; dead-letter what cannot be decoded, skip unhandled types."""
         try:
             event = self._decode(record)
         except UndecodableEventError as error:
             await self._dead_letter(record, error, attempts=0)
-            return
+            return None
         handler = self._handlers.get(event.type)
         if handler is None:
             self._count(record, "ignored")
-            return
-        set_current_traceparent(continue_trace(event.traceparent))
-        await self._apply_with_retries(record, event, handler)
+            return None
+        return _Delivery(record, event, handler)
 
     def _decode(self, record: ConsumerRecord[Any, Any]) -> Event[Message]:
         size = len(record.value or b"")
@@ -131,50 +178,63 @@ class EventConsumer:
             raise UndecodableEventError(f"message of {size} bytes exceeds {self._max_bytes}")
         return decode_event(header_map(record.headers), record.value, self._catalogue)
 
-    async def _apply_with_retries(
-        self, record: ConsumerRecord[Any, Any], event: Event[Message], handler: EventHandler
-    ) -> None:
+    async def _apply_all(self, deliveries: Sequence[_Delivery]) -> list[str]:
+        async with UnitOfWork(self._sessions, max_event_bytes=self._max_bytes) as uow:
+            outcomes = [await self._claim_and_apply(uow, d) for d in deliveries]
+            await uow.commit()
+        return outcomes
+
+    async def _claim_and_apply(self, uow: UnitOfWork, delivery: _Delivery) -> str:
+        if not await self._claim(uow, delivery.event):
+            return "duplicate"
+        set_current_traceparent(continue_trace(delivery.event.traceparent))
+        await delivery.handler(delivery.event, uow)
+        return "applied"
+
+    async def _claim(self, uow: UnitOfWork, event: Event[Message]) -> bool:
+        claimed = await uow.session.execute(
+            insert(INBOX)
+            .values(consumer=self.name, event_id=event.id, event_type=event.type)
+            .on_conflict_do_nothing()
+            .returning(INBOX.c.event_id)
+        )
+        return claimed.first() is not None
+
+    async def _apply_with_retries(self, delivery: _Delivery) -> None:
         failure: Exception | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
                 async with asyncio.timeout(self._handler_timeout):
-                    outcome = await self._apply(event, handler)
-                self._count(record, outcome)
+                    outcome = (await self._apply_all([delivery]))[0]
+                self._count(delivery.record, outcome)
                 return
             except Exception as error:
                 if _is_transient(error):
-                    _log.warning(
-                        "consumer_transient_failure", consumer=self.name, error=repr(error)
-                    )
-                    self._count(record, "retried")
-                    await asyncio.sleep(_REDELIVERY_PAUSE_SECONDS)
-                    raise
+                    await self._pause_for_redelivery(error)
                 failure = error
                 _log.warning(
                     "consumer_handler_failed",
                     consumer=self.name,
-                    event_type=event.type,
-                    event_id=str(event.id),
+                    event_type=delivery.event.type,
+                    event_id=str(delivery.event.id),
                     attempt=attempt,
                     error=repr(error),
                 )
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
         assert failure is not None
-        await self._dead_letter(record, failure, attempts=self._max_attempts)
+        await self._dead_letter(delivery.record, failure, attempts=self._max_attempts)
+        await self._remember_dead_letter(delivery.event)
 
-    async def _apply(self, event: Event[Message], handler: EventHandler) -> str:
-        async with UnitOfWork(self._sessions, max_event_bytes=self._max_bytes) as uow:
-            claimed = await uow.session.execute(
-                insert(INBOX)
-                .values(consumer=self.name, event_id=event.id, event_type=event.type)
-                .on_conflict_do_nothing()
-                .returning(INBOX.c.event_id)
-            )
-            if claimed.first() is None:
-                return "duplicate"
-            await handler(event, uow)
+    async def _pause_for_redelivery(self, error: Exception) -> None:
+        """Infrastructure is away: wait a little, then raise so the batch is redelivered."""
+        _log.warning("consumer_transient_failure", consumer=self.name, error=repr(error))
+        await asyncio.sleep(_REDELIVERY_PAUSE_SECONDS)
+        raise error
+
+    async def _remember_dead_letter(self, event: Event[Message]) -> None:
+        async with UnitOfWork(self._sessions) as uow:
+            await self._claim(uow, event)
             await uow.commit()
-        return "applied"
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], error: BaseException, *, attempts: int
