@@ -44,7 +44,7 @@ test-integration: install
 lint: install proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/common/src tools/devstack/src services/*/src
+	$(BIN)/mypy libs/common/src libs/common/tests libs/contracts/tests tools/devstack/src tools/devstack/tests services/*/src tests
 	$(BIN)/lint-imports
 
 format: install

@@ -109,7 +109,7 @@ async def test_an_unsigned_alg_none_token_is_401(app: FastAPI, key: DevSigningKe
         "exp": now + 60,
         "roles": ["nurse"],
     }
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": kid})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"kid": kid})
     response = await call(app, unsigned)
     assert response.status_code == 401
     assert "not accepted" in response.json()["detail"]

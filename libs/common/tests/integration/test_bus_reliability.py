@@ -24,6 +24,7 @@ from maillage_common.db import UnitOfWork
 from maillage_common.events import Event, encode_headers
 from maillage_common.runtime import run_runtime
 from maillage_common.settings import ServiceSettings
+from maillage_devstack.infra import EmbeddedKafka
 
 from .bus_harness import applying_consumer, appointment_booked, record_appointments
 from .conftest import scalar, wait_until
@@ -45,7 +46,7 @@ async def applied_in_order(engine: AsyncEngine, subjects: set[str]) -> dict[str,
 
 
 async def test_events_recorded_while_broker_is_down_are_all_delivered_in_key_order_once(
-    bus_settings: ServiceSettings, engine: AsyncEngine, embedded_kafka, group: str
+    bus_settings: ServiceSettings, engine: AsyncEngine, embedded_kafka: EmbeddedKafka, group: str
 ) -> None:
     subjects = [f"appt-{key}-{uuid.uuid4().hex[:6]}" for key in range(10)]
     sequence = [subjects[i % 10] for i in range(100)]

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +27,7 @@ async def test_a_batch_republished_after_a_relay_crash_is_applied_once(
     group: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_delete = relay_module.delete
+    real_delete = sqlalchemy.delete
     crashes: list[int] = []
 
     def delete_that_crashes_once(*args: Any, **kwargs: Any) -> Any:
