@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -180,25 +181,31 @@ class EventConsumer:
 
     async def _apply_all(self, deliveries: Sequence[_Delivery]) -> list[str]:
         async with UnitOfWork(self._sessions, max_event_bytes=self._max_bytes) as uow:
-            outcomes = [await self._claim_and_apply(uow, d) for d in deliveries]
+            fresh = await self._claim(uow, [d.event for d in deliveries])
+            outcomes = []
+            for delivery in deliveries:
+                # `discard`: the same ce_id twice in one batch is applied once.
+                if delivery.event.id not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(delivery.event.id)
+                set_current_traceparent(continue_trace(delivery.event.traceparent))
+                await delivery.handler(delivery.event, uow)
+                outcomes.append("applied")
             await uow.commit()
         return outcomes
 
-    async def _claim_and_apply(self, uow: UnitOfWork, delivery: _Delivery) -> str:
-        if not await self._claim(uow, delivery.event):
-            return "duplicate"
-        set_current_traceparent(continue_trace(delivery.event.traceparent))
-        await delivery.handler(delivery.event, uow)
-        return "applied"
-
-    async def _claim(self, uow: UnitOfWork, event: Event[Message]) -> bool:
+    async def _claim(self, uow: UnitOfWork, events: Sequence[Event[Message]]) -> set[uuid.UUID]:
+        """Claim every event in one statement; return the ids seen for the first time."""
         claimed = await uow.session.execute(
             insert(INBOX)
-            .values(consumer=self.name, event_id=event.id, event_type=event.type)
+            .values(
+                [{"consumer": self.name, "event_id": e.id, "event_type": e.type} for e in events]
+            )
             .on_conflict_do_nothing()
             .returning(INBOX.c.event_id)
         )
-        return claimed.first() is not None
+        return set(claimed.scalars())
 
     async def _apply_with_retries(self, delivery: _Delivery) -> None:
         failure: Exception | None = None
@@ -233,7 +240,7 @@ class EventConsumer:
 
     async def _remember_dead_letter(self, event: Event[Message]) -> None:
         async with UnitOfWork(self._sessions) as uow:
-            await self._claim(uow, event)
+            await self._claim(uow, [event])
             await uow.commit()
 
     async def _dead_letter(

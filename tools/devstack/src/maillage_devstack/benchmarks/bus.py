@@ -3,8 +3,8 @@
 - record: events recorded through UnitOfWork (one transaction each) vs raw asyncpg inserts
   of the same rows;
 - relay: outbox drained to Kafka vs raw aiokafka produce of the same records;
-- consume: EventConsumer (inbox + effect, one transaction and one commit per record) vs a
-  raw aiokafka consumer reading the same records;
+- consume: EventConsumer (inbox + effect, one transaction and one offset commit per batch)
+  vs the same work done with raw aiokafka and asyncpg;
 - latency: record → applied, p50/p99 at a steady trickle, vs raw produce → consume.
 
 Knobs: BENCH_BUS_EVENTS (default 5000), BENCH_BUS_CONCURRENCY (default 8).
@@ -77,10 +77,16 @@ async def _measure(infra: Infrastructure, events: int, concurrency: int) -> Resu
         Figure("relay drain outbox → Kafka", drain, "events/s", "raw aiokafka produce", raw_produce)
     )
 
-    raw_consume = await _raw_consume_rate(infra.kafka_bootstrap_servers, events)
+    raw_consume = await _raw_consume_rate(settings, events)
     apply = await _consume_rate(settings, events)
     results.add(
-        Figure("consume (inbox + effect)", apply, "events/s", "raw aiokafka consume", raw_consume)
+        Figure(
+            "consume (inbox + effect)",
+            apply,
+            "events/s",
+            "raw aiokafka + asyncpg, same work",
+            raw_consume,
+        )
     )
 
     raw_p50, raw_p99 = await _raw_latency(infra.kafka_bootstrap_servers)
@@ -110,9 +116,10 @@ async def _prepare(settings: ServiceSettings) -> None:
         await connection.execute(text(f'CREATE SCHEMA "{settings.owned_schema}"'))
         await connection.execute(text(f'SET search_path TO "{settings.owned_schema}"'))
         await connection.run_sync(create_messaging_tables)
-        await connection.execute(
-            text("CREATE TABLE applied (event_id uuid PRIMARY KEY, applied_at timestamptz)")
-        )
+        for table in ("applied", "raw_applied"):
+            await connection.execute(
+                text(f"CREATE TABLE {table} (event_id uuid PRIMARY KEY, applied_at timestamptz)")
+            )
         await connection.execute(
             text("CREATE TABLE raw_outbox (id bigserial PRIMARY KEY, event_id uuid, payload bytea)")
         )
@@ -219,27 +226,43 @@ async def _relay_drain_rate(settings: ServiceSettings, total: int) -> float:
     return total / (time.perf_counter() - started)
 
 
-async def _raw_consume_rate(bootstrap: str, total: int) -> float:
+async def _raw_consume_rate(settings: ServiceSettings, total: int) -> float:
+    """The same work with raw clients: per fetched batch, one asyncpg transaction that
+    inserts the inbox and effect rows, then one offset commit."""
     consumer = AIOKafkaConsumer(
         RAW_TOPIC,
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"raw-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        max_poll_records=100,
+    )
+    connection = await asyncpg.connect(
+        settings.database_url.replace("+asyncpg", ""),
+        server_settings={"search_path": settings.owned_schema},
     )
     await consumer.start()
     try:
         seen = 0
-        started: float | None = None
+        started = time.perf_counter()
         while seen < total:
-            batches = await consumer.getmany(timeout_ms=1000)
-            started = started or time.perf_counter()
-            seen += sum(len(records) for records in batches.values())
+            batches = await consumer.getmany(timeout_ms=1000, max_records=100)
+            ids = [(uuid.uuid4(),) for records in batches.values() for _ in records]
+            async with connection.transaction():
+                await connection.executemany(
+                    "INSERT INTO inbox_event (consumer, event_id, event_type)"
+                    " VALUES ('raw', $1, 'raw') ON CONFLICT DO NOTHING",
+                    ids,
+                )
+                await connection.executemany(
+                    "INSERT INTO raw_applied (event_id, applied_at) VALUES ($1, now())", ids
+                )
             await consumer.commit()
-        assert started is not None
+            seen += len(ids)
         return total / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+        await connection.close()
 
 
 def _applying_consumer(group: str, applied: asyncio.Queue[str] | None = None) -> EventConsumer:
