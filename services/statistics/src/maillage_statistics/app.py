@@ -7,9 +7,11 @@ from fastapi import FastAPI
 import maillage_statistics
 from maillage_common.service import create_service_app
 from maillage_statistics import api, handlers
+from maillage_statistics.api.indicators import parameters
+from maillage_statistics.metrics import indicator_metrics
 from maillage_statistics.settings import StatisticsSettings
 
-# Their topics are created at startup; the events are recorded through the outbox.
+# Statistics publishes nothing: it only folds every other service's events.
 PUBLISHED_EVENTS: tuple[()] = ()
 
 
@@ -21,5 +23,6 @@ def create_app(settings: StatisticsSettings | None = None) -> FastAPI:
         description=(maillage_statistics.__doc__ or "").strip(),
         routers=api.routers(),
         published=PUBLISHED_EVENTS,
-        consumers=handlers.consumers(),
+        consumers=handlers.consumers(settings.consumer_group),
+        background=[indicator_metrics(parameters(settings), settings.metrics_cache_seconds)],
     )

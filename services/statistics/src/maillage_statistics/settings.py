@@ -1,3 +1,5 @@
+"""The statistics service's settings (env prefix `STATISTICS_`)."""
+
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field
@@ -6,6 +8,29 @@ from maillage_common.settings import ServiceSettings, service_config
 
 
 class StatisticsSettings(ServiceSettings):
+    """Indicator parameters, metrics cache, rebuild tuning."""
+
     model_config = service_config("STATISTICS_")
 
     service_name: str = Field(default="statistics", validation_alias=AliasChoices("SERVICE_NAME"))
+    usage_regular_sessions_per_month: int = Field(
+        default=4, ge=1, description="k: sessions a site needs in each month to be in regular use"
+    )
+    usage_regular_months: int = Field(
+        default=3, ge=1, description="m: the last m complete months the usage rule looks at"
+    )
+    kiosk_online_seconds: int = Field(
+        default=300, ge=1, description="a kiosk heard from within this delay is online"
+    )
+    general_medicine_specialty: str = Field(
+        default="SM54", description="TRE_R38 code of general medicine (the bilan's headline)"
+    )
+    metrics_cache_seconds: float = Field(
+        default=15.0, gt=0, description="how long indicator metrics are served from cache"
+    )
+    consumer_group: str = Field(
+        default="statistics-projections",
+        description="consumer group (and inbox name) of the live projections; change it "
+        "together with the schema when cutting over to a rebuilt schema",
+    )
+    rebuild_batch_size: int = Field(default=5000, ge=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maillage_statistics.api.indicators import router as indicators_router
+
 
 def routers() -> list[APIRouter]:
-    return []
+    return [indicators_router]

@@ -1,7 +1,231 @@
+"""Projections (read models) built only from events.
+
+Order tolerance: nothing here is a state machine. Each aggregate row keeps the *facts* its
+events reported (one nullable instant per fact, the context of the latest event by event
+time, the latest snapshot by version), so any arrival order and any duplicate give the same
+row; the status is derived at query time.
+"""
+
 from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
 
 from maillage_common.db import messaging_metadata, naming_metadata
 
 metadata = naming_metadata()
+
+
+def _at(name: str) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=True)
+
+
+def _context() -> list[Column[object]]:
+    """Context every booking/session event carries (fields 1-19 of the contracts)."""
+    return [
+        Column("site_id", String, nullable=False, server_default=""),
+        Column("responder_id", String, nullable=False, server_default=""),
+        Column("specialty_code", String, nullable=False, server_default=""),
+        Column("act", String, nullable=False, server_default=""),
+        Column("departement", String, nullable=False, server_default=""),
+        # Event time of the event the context was taken from: a later event wins.
+        _at("context_at"),
+    ]
+
+
+site = Table(
+    "site",
+    metadata,
+    Column("site_id", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("name", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("deployment_model", String, nullable=False),
+    Column("commune_insee", String, nullable=False),
+    Column("departement", String, nullable=False, index=True),
+    Column("rural", Boolean, nullable=False),
+    Column("under_served", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("specialties_needed", ARRAY(String), nullable=False),
+    _at("changed_at"),
+)
+
+professional = Table(
+    "professional",
+    metadata,
+    Column("professional_id", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("profession_code", String, nullable=False),
+    Column("specialty_codes", ARRAY(String), nullable=False),
+    Column("departements", ARRAY(String), nullable=False),
+    Column("active", Boolean, nullable=False),
+    _at("changed_at"),
+)
+
+kiosk = Table(
+    "kiosk",
+    metadata,
+    Column("kiosk_id", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("site_id", String, nullable=False),
+    Column("active", Boolean, nullable=False),
+    _at("changed_at"),
+)
+
+appointment = Table(
+    "appointment",
+    metadata,
+    Column("appointment_id", String, primary_key=True),
+    *_context(),
+    Column("mode", String, nullable=False, server_default=""),
+    Column("assistance", String, nullable=False, server_default=""),
+    _at("start_at"),
+    _at("held_at"),
+    _at("booked_at"),
+    _at("cancelled_at"),
+    _at("fulfilled_at"),
+    _at("no_show_at"),
+    Column("session_id", String, nullable=False, server_default=""),
+)
+
+consultation = Table(
+    "consultation",
+    metadata,
+    Column("consultation_id", String, primary_key=True),
+    *_context(),
+    Column("assistance", String, nullable=False, server_default=""),
+    _at("requested_at"),
+    _at("accepted_at"),
+    Column("time_to_accept_seconds", Float, nullable=True),
+    _at("expired_at"),
+    Column("offers_made", Integer, nullable=False, server_default="0"),
+)
+
+expertise = Table(
+    "expertise",
+    metadata,
+    Column("expertise_id", String, primary_key=True),
+    *_context(),
+    _at("requested_at"),
+    Column("requested_delay_seconds", Float, nullable=True),
+    _at("accepted_at"),
+    _at("answered_at"),
+    Column("response_seconds", Float, nullable=True),
+    _at("rejected_at"),
+    _at("closed_at"),
+    Column("outcome", String, nullable=False, server_default=""),
+)
+
+session = Table(
+    "session",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    *_context(),
+    Column("mode", String, nullable=False, server_default=""),
+    Column("assistance", String, nullable=False, server_default=""),
+    Column("appointment_id", String, nullable=False, server_default=""),
+    Column("consultation_id", String, nullable=False, server_default=""),
+    _at("scheduled_start"),
+    _at("started_at"),
+    _at("ended_at"),
+    Column("live_seconds", Integer, nullable=True),
+    Column("waiting_seconds", Integer, nullable=True),
+    _at("no_show_at"),
+    _at("failed_at"),
+    Column("failure_reason", String, nullable=False, server_default=""),
+    Index("ix_session_started_at", "started_at"),
+    # Teleconsultations by period, read index-only by most indicators.
+    Index(
+        "ix_session_teleconsultation",
+        "started_at",
+        postgresql_include=[
+            "site_id",
+            "departement",
+            "specialty_code",
+            "mode",
+            "assistance",
+            "responder_id",
+        ],
+        postgresql_where=text("act = 'teleconsultation' AND ended_at IS NOT NULL"),
+    ),
+    Index("ix_session_site_id", "site_id"),
+)
+
+quality_sample = Table(
+    "quality_sample",
+    metadata,
+    # One row per event: the ce_id is the key, so a redelivery adds nothing.
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("source", String, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("site_id", String, nullable=False),
+    Column("departement", String, nullable=False),
+    _at("measured_at"),
+    Column("level", String, nullable=False),
+    Column("rtt_ms", Integer, nullable=False),
+    Column("loss_ratio", Float, nullable=False),
+)
+
+measurement = Table(
+    "measurement",
+    metadata,
+    Column("measurement_id", String, primary_key=True),
+    Column("kiosk_id", String, nullable=False),
+    Column("site_id", String, nullable=False),
+    Column("departement", String, nullable=False),
+    Column("loinc_code", String, nullable=False),
+    Column("abnormal", Boolean, nullable=False),
+    _at("measured_at"),
+)
+
+kiosk_health = Table(
+    "kiosk_health",
+    metadata,
+    Column("kiosk_id", String, primary_key=True),
+    Column("site_id", String, nullable=False),
+    Column("departement", String, nullable=False),
+    Column("status", String, nullable=False),
+    _at("last_seen_at"),
+)
+
+alert = Table(
+    "alert",
+    metadata,
+    Column("alert_id", String, primary_key=True),
+    Column("kind", String, nullable=False, server_default=""),
+    Column("severity", String, nullable=False, server_default=""),
+    Column("kiosk_id", String, nullable=False, server_default=""),
+    Column("site_id", String, nullable=False, server_default=""),
+    Column("departement", String, nullable=False, server_default=""),
+    _at("raised_at"),
+    _at("cleared_at"),
+    _at("context_at"),
+)
+
+PROJECTIONS = (
+    site,
+    professional,
+    kiosk,
+    appointment,
+    consultation,
+    expertise,
+    session,
+    quality_sample,
+    measurement,
+    kiosk_health,
+    alert,
+)
 
 MIGRATED_METADATA = [metadata, messaging_metadata]

@@ -1,1 +1,1 @@
-"""Pure domain rules: no I/O, no framework imports (checked by `make lint`)."""
+"""Pure indicator rules: filters, usage status, act type of a site, small-count suppression."""

@@ -1,0 +1,36 @@
+"""Bulk claims and folds for the rebuild (batches instead of one transaction per record)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maillage_statistics.db.tables import PROJECTIONS
+
+
+async def truncate_projections(session: AsyncSession, consumer: str) -> None:
+    """Empty every projection and forget `consumer`'s claims (a rebuild in place)."""
+    names = ", ".join(table.name for table in PROJECTIONS)
+    await session.execute(text(f"TRUNCATE {names}"))
+    await session.execute(text("DELETE FROM inbox_event WHERE consumer = :c"), {"c": consumer})
+
+
+async def copy_claims(
+    session: AsyncSession, schema: str, consumer: str, events: Sequence[tuple[uuid.UUID, str]]
+) -> None:
+    """COPY inbox rows for events known to be new (the rebuild dedupes them in memory)."""
+    if not events:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        "inbox_event",
+        schema_name=schema,
+        columns=["consumer", "event_id", "event_type"],
+        records=[(consumer, event_id, kind) for event_id, kind in events],
+    )
