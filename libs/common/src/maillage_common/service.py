@@ -8,12 +8,14 @@ routers, the events it publishes and its consumers; this function wires the chas
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
-from google.protobuf.message import Message
+from fastapi import APIRouter, FastAPI
+from google.protobuf.message import Message as ProtobufMessage
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maillage_common.bus.consumer import EventConsumer
 from maillage_common.http.health import router as health_router
@@ -34,7 +36,7 @@ def create_service_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter] = (),
-    published: Sequence[type[Message]] = (),
+    published: Sequence[type[ProtobufMessage]] = (),
     consumers: Sequence[EventConsumer] = (),
     background: Sequence[BackgroundWork] = (),
     version: str = "0.1.0",
@@ -53,7 +55,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)
     install_http_metrics(app)
-    app.middleware("http")(_request_context)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     for router in routers:
         app.include_router(router)
@@ -70,15 +72,27 @@ async def _background(runtime: Runtime, work: Sequence[BackgroundWork]) -> Async
         yield
 
 
-async def _request_context(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    set_current_traceparent(continue_trace(request.headers.get("traceparent")))
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    try:
-        response = await call_next(request)
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
-    response.headers["X-Request-ID"] = request_id
-    return response
+class RequestContextMiddleware:
+    """Binds a request id and the W3C trace context for logs and recorded events."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        set_current_traceparent(continue_trace(headers.get("traceparent")))
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_request_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")

@@ -30,7 +30,8 @@ def create_engine(settings: ServiceSettings, *, pool_size: int | None = None) ->
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_timeout=settings.database_connect_timeout_seconds,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A connection broken by an outage
+        # is invalidated on its first error (that request answers 503), the pool refills.
         connect_args={
             "timeout": settings.database_connect_timeout_seconds,
             "command_timeout": settings.database_statement_timeout_seconds,

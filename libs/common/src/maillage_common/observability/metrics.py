@@ -6,9 +6,8 @@ Names follow `maillage_<thing>_<unit>`; labels stay few and never carry patient 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -18,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maillage_common.auth.routes import public
 
@@ -52,26 +52,36 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def _route_template(request: Request) -> str:
-    # The router records the matched route in the scope; its template keeps labels few.
-    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+class HttpMetricsMiddleware:
+    """RED metrics per route template, as plain ASGI (no per-request task or body copy)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe_status)
+        finally:
+            # The router records the matched route in the scope; its template keeps labels few.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_DURATION.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
 def install_http_metrics(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> None:
-    @app.middleware("http")
-    async def record_red_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_template(request)
-            HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-            HTTP_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+    app.add_middleware(HttpMetricsMiddleware)
 
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
