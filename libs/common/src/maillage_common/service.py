@@ -8,11 +8,11 @@ routers, the events it publishes and its consumers; this function wires the chas
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from google.protobuf.message import Message as ProtobufMessage
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ from maillage_common.observability.tracing import continue_trace, set_current_tr
 from maillage_common.runtime import Runtime, run_runtime
 from maillage_common.settings import ServiceSettings
 
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 BackgroundWork = Callable[[Runtime], AbstractAsyncContextManager[None]]
 """A service's own long-running work (timers, projections), started after the chassis."""
 
@@ -39,8 +40,14 @@ def create_service_app(
     published: Sequence[type[ProtobufMessage]] = (),
     consumers: Sequence[EventConsumer] = (),
     background: Sequence[BackgroundWork] = (),
+    exception_handlers: Mapping[type[Exception], ExceptionHandler] | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
+    """Wire the chassis around a service's routers, events, consumers and background work.
+
+    `exception_handlers` maps a service's own domain errors to problem responses.
+    """
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(
@@ -54,6 +61,8 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)
+    for error_type, handler in (exception_handlers or {}).items():
+        app.add_exception_handler(error_type, handler)
     install_http_metrics(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)

@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_size: int = 10
     database_connect_timeout_seconds: float = 2.0
+    database_pool_timeout_seconds: float = Field(
+        default=10.0, description="How long a request may wait for a pooled connection"
+    )
     database_statement_timeout_seconds: float = 10.0
 
     kafka_bootstrap_servers: str = Field(validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"))
@@ -54,6 +57,10 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 200
     outbox_poll_interval_seconds: float = 1.0
     outbox_max_backoff_seconds: float = 10.0
+    consumer_group_prefix: str = Field(
+        default="",
+        description="Prefixed to consumer group names: separates instances sharing a broker",
+    )
     consumer_max_attempts: int = 3
     consumer_handler_timeout_seconds: float = 30.0
     consumer_batch_size: int = 100

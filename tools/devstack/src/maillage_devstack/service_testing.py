@@ -56,6 +56,8 @@ def service_settings(
         "AUTH_ISSUER": issuer,
         "LOG_JSON": False,
         "outbox_poll_interval_seconds": 0.2,
+        # Every test runs its own instance on the shared broker: its own consumer groups.
+        "consumer_group_prefix": f"{schema}.",
         **overrides,
     }
     return settings_class(package)(**values)

@@ -119,9 +119,10 @@ class EventConsumer:
             batch = records if isinstance(records, tuple) else (records,)
             await self.process(batch, getattr(message, "consumer", None))
 
+        self.group_id = f"{settings.consumer_group_prefix}{self.name}"
         broker.subscriber(
             *self.topics,
-            group_id=self.name,
+            group_id=self.group_id,
             batch=True,
             max_records=settings.consumer_batch_size,
             batch_timeout_ms=settings.consumer_fetch_max_wait_ms,
@@ -130,7 +131,7 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             # The budget hands a slow batch back well before the group would evict us.
             max_poll_interval_ms=int((self._budget + self._handler_timeout) * 1000 + 60_000),
-            title=self.name,
+            title=self.group_id,
         )(on_batch)
 
     async def process(self, records: Sequence[Any], kafka_consumer: Any = None) -> None:

@@ -29,7 +29,7 @@ def create_engine(settings: ServiceSettings, *, pool_size: int | None = None) ->
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_timeout=settings.database_connect_timeout_seconds,
+        pool_timeout=settings.database_pool_timeout_seconds,
         # No pre-ping: it costs a round trip per checkout. A connection broken by an outage
         # is invalidated on its first error (that request answers 503), the pool refills.
         connect_args={
