@@ -30,6 +30,7 @@ from maillage_common.events.catalogue import EventCatalogue, topic_of
 from maillage_common.settings import ServiceSettings
 
 _log = structlog.get_logger(__name__)
+_CONSUMERS_TASK = "consumers-start"
 
 
 def build_producer(settings: ServiceSettings) -> AIOKafkaProducer:
@@ -130,7 +131,7 @@ async def run_runtime(
         )
     runtime._tasks.append(_supervised(runtime.relay.run(), "outbox-relay"))
     if consumers:
-        runtime._tasks.append(_supervised(_start_consumers(runtime, topics), "consumers"))
+        runtime._tasks.append(_supervised(_start_consumers(runtime, topics), _CONSUMERS_TASK))
     try:
         yield runtime
     finally:
@@ -174,10 +175,17 @@ async def _close_bus(runtime: Runtime) -> None:
 
 
 async def _stop(runtime: Runtime) -> None:
-    # Consumers first: they commit what they handled; the relay's open batch rolls back
-    # and is published again next start (consumers dedupe).
+    # A start still under way is cancelled before closing, or it would open consumers
+    # nobody closes. Then consumers stop (committing what they handled); the relay's open
+    # batch rolls back and is published again next start (consumers dedupe).
+    starting = [task for task in runtime._tasks if task.get_name() == _CONSUMERS_TASK]
+    await _cancel(starting)
     await _close_bus(runtime)
-    for task in runtime._tasks:
-        task.cancel()
-    await asyncio.gather(*runtime._tasks, return_exceptions=True)
+    await _cancel(runtime._tasks)
     await runtime.engine.dispose()
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 import maillage_booking
 from maillage.booking.v1 import events_pb2
 from maillage_booking import api, handlers
+from maillage_booking.api.common import install_error_mapping
+from maillage_booking.background import DEFAULT_SWEEPS, sweeper
 from maillage_booking.settings import BookingSettings
 from maillage_common.service import create_service_app
 
@@ -31,12 +33,16 @@ PUBLISHED_EVENTS = (
 
 
 def create_app(settings: BookingSettings | None = None) -> FastAPI:
+    """The booking app: routes, published events, consumers and timers."""
     settings = settings or BookingSettings.from_environment()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Maillage booking",
         description=(maillage_booking.__doc__ or "").strip(),
         routers=api.routers(),
         published=PUBLISHED_EVENTS,
-        consumers=handlers.consumers(),
+        consumers=handlers.consumers(settings.owned_schema),
+        background=[sweeper(*DEFAULT_SWEEPS)],
     )
+    install_error_mapping(app)
+    return app

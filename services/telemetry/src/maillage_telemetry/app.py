@@ -8,6 +8,7 @@ import maillage_telemetry
 from maillage.telemetry.v1 import events_pb2
 from maillage_common.service import create_service_app
 from maillage_telemetry import api, handlers
+from maillage_telemetry.background import fleet_watchdog
 from maillage_telemetry.settings import TelemetrySettings
 
 # Their topics are created at startup; the events are recorded through the outbox.
@@ -28,5 +29,6 @@ def create_app(settings: TelemetrySettings | None = None) -> FastAPI:
         description=(maillage_telemetry.__doc__ or "").strip(),
         routers=api.routers(),
         published=PUBLISHED_EVENTS,
-        consumers=handlers.consumers(),
+        consumers=handlers.consumers(settings),
+        background=[fleet_watchdog(settings)],
     )

@@ -8,6 +8,7 @@ Pro Santé Connect in production). 401 means "who are you?", 403 "not with that 
 from maillage_common.auth.principal import Principal, Role
 from maillage_common.auth.routes import (
     ACCESS_ATTRIBUTE,
+    OptionalPrincipal,
     public,
     requires,
     undeclared_routes,
@@ -17,6 +18,7 @@ from maillage_common.auth.verifier import InvalidTokenError, TokenVerifier
 __all__ = [
     "ACCESS_ATTRIBUTE",
     "InvalidTokenError",
+    "OptionalPrincipal",
     "Principal",
     "Role",
     "TokenVerifier",

@@ -23,6 +23,14 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
+async def _verified(request: Request, credentials: HTTPAuthorizationCredentials) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        return await verifier.verify(credentials.credentials)
+    except InvalidTokenError as error:
+        raise _unauthorized(str(error)) from error
+
+
 def requires(*roles: Role) -> Any:
     """Admit a request only with a valid token holding one of `roles`."""
     admitted = frozenset(roles)
@@ -33,11 +41,7 @@ def requires(*roles: Role) -> Any:
     ) -> Principal:
         if credentials is None:
             raise _unauthorized("a bearer token is required")
-        verifier: TokenVerifier = request.app.state.token_verifier
-        try:
-            caller = await verifier.verify(credentials.credentials)
-        except InvalidTokenError as error:
-            raise _unauthorized(str(error)) from error
+        caller = await _verified(request, credentials)
         if not caller.has_any(admitted):
             raise Problem(403, "Forbidden", "this operation is not open to your role")
         return caller
@@ -54,6 +58,18 @@ def public() -> Any:
 
     setattr(anyone, ACCESS_ATTRIBUTE, ["public"])
     return Depends(anyone)
+
+
+async def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """On a `public()` route: the caller when a token is sent (an invalid one is refused
+    with 401), None for the public. The token only widens what the route shows."""
+    return None if credentials is None else await _verified(request, credentials)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def _declares_access(route: APIRoute) -> bool:

@@ -1,9 +1,18 @@
-"""HTTP entrypoints: parse, call a use case, map its errors. Each route declares its roles."""
+"""HTTP routes: parse, call a use case, map errors to problems; roles declared per route."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maillage_directory.api import fhir, imports, kiosks, professionals, search, sites
+
 
 def routers() -> list[APIRouter]:
-    return []
+    return [
+        professionals.router,
+        sites.router,
+        kiosks.router,
+        search.router,
+        imports.router,
+        fhir.router,
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maillage_telemetry.api import consent, fleet, measurements
+
 
 def routers() -> list[APIRouter]:
-    return []
+    return [measurements.router, fleet.router, consent.router]

@@ -294,6 +294,35 @@ class MeasurementBatchIngested(_message.Message):
 Global___MeasurementBatchIngested: _TypeAlias = MeasurementBatchIngested  # noqa: Y015
 
 @_typing.final
+class MeasurementUpload(_message.Message):
+    """Request body of POST /measurements/batch with Content-Type application/x-protobuf (not an
+    event: it never travels on Kafka). The server sets kiosk_id, site_id, received_at and
+    abnormal of each measurement itself and ignores what the kiosk sent there.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIOSK_ID_FIELD_NUMBER: _builtins.int
+    MEASUREMENTS_FIELD_NUMBER: _builtins.int
+    kiosk_id: _builtins.str
+    """Only for a service uploading on a kiosk's behalf; a kiosk is named by its token."""
+    @_builtins.property
+    def measurements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Measurement]: ...
+    def __init__(
+        self,
+        *,
+        kiosk_id: _builtins.str = ...,
+        measurements: _abc.Iterable[Global___Measurement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kiosk_id", b"kiosk_id", "measurements", b"measurements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasurementUpload: _TypeAlias = MeasurementUpload  # noqa: Y015
+
+@_typing.final
 class Peripheral(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

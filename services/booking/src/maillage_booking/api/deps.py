@@ -1,0 +1,47 @@
+"""Booking-specific dependencies: its settings, the identity vault, the calling responder."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from maillage_booking.db import repositories as repo
+from maillage_booking.domain.identity import IdentityVault
+from maillage_booking.settings import BookingSettings
+from maillage_common.auth import Principal
+from maillage_common.db.unit_of_work import UnitOfWork
+from maillage_common.http.dependencies import get_runtime
+from maillage_common.http.problems import Problem
+
+
+def get_settings(request: Request) -> BookingSettings:
+    return cast(BookingSettings, get_runtime(request).settings)
+
+
+SettingsDep = Annotated[BookingSettings, Depends(get_settings)]
+
+
+def get_vault(request: Request) -> IdentityVault:
+    settings = get_settings(request)
+    if not settings.patient_key:
+        raise Problem(503, "Service unavailable", "BOOKING_PATIENT_KEY is not configured")
+    vault: IdentityVault | None = getattr(request.app.state, "identity_vault", None)
+    if vault is None:
+        vault = IdentityVault(settings.patient_key)
+        request.app.state.identity_vault = vault
+    return vault
+
+
+VaultDep = Annotated[IdentityVault, Depends(get_vault)]
+
+
+async def responder_id_of(caller: Principal, uow: UnitOfWork) -> str:
+    """The directory id of a calling responder, found by the RPPS in their token."""
+    if not caller.rpps:
+        raise Problem(403, "Forbidden", "the token carries no RPPS number")
+    async with uow:
+        row = await repo.responder_by_rpps(uow.session, caller.rpps)
+    if row is None:
+        raise Problem(403, "Forbidden", "no responder with this RPPS in the directory")
+    return str(row.id)

@@ -1,0 +1,440 @@
+"""Scheduled teleconsultation: hold -> confirm, or book directly; cancel; reschedule; outcome.
+
+No double booking is guaranteed by PostgreSQL (exclusion constraints on the responder's and
+the cabin's time ranges, over blocking rows only): these use cases never check availability
+against other appointments themselves, they insert and map the violation to a conflict.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+
+from maillage.booking.v1 import events_pb2 as ev
+from maillage.common.v1 import types_pb2 as types
+from maillage_booking.db import repositories as repo
+from maillage_booking.domain.errors import ConflictError, DomainError, NotFoundError
+from maillage_booking.domain.schedule import check_bookable, schedule_from_document
+from maillage_booking.use_cases.common import appointment_context, retry_on_conflict, ts, utcnow
+from maillage_booking.use_cases.waitlist import offer_released_slot
+from maillage_common.db.unit_of_work import UnitOfWork
+
+APPOINTMENTS = Counter(
+    "maillage_booking_appointments_total", "Appointment transitions", ["transition"]
+)
+BOOKING_CONFLICTS = Counter(
+    "maillage_booking_conflicts_total", "Bookings refused because the time was taken"
+)
+
+ACTIVE = ("held", "booked")
+
+
+@dataclass(frozen=True, slots=True)
+class BookSlot:
+    """Create an appointment: a hold (confirmed later) or a direct booking."""
+
+    responder_id: str
+    site_id: str
+    act: int
+    start: datetime
+    end: datetime | None
+    resource_id: str | None
+    assistance: int
+    specialty_code: str | None
+    patient_ref: str
+    hold: bool
+    created_by: str
+    idempotency_scope: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+
+
+def appointment_view(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "status": row.status,
+        "site_id": row.site_id,
+        "responder_id": row.responder_id,
+        "resource_id": row.resource_id,
+        "specialty_code": row.specialty_code,
+        "act": types.Act.Name(row.act).removeprefix("ACT_").lower(),
+        "departement": row.departement,
+        "patient_ref": row.patient_ref,
+        "mode": types.ConsultationMode.Name(row.mode).removeprefix("CONSULTATION_MODE_").lower(),
+        "assistance": types.Assistance.Name(row.assistance).removeprefix("ASSISTANCE_").lower(),
+        "start": row.start_at.isoformat(),
+        "end": row.end_at.isoformat(),
+        "held_until": row.held_until.isoformat() if row.held_until else None,
+        "consultation_id": row.consultation_id,
+        "outcome_by": row.outcome_by,
+    }
+
+
+async def book(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) -> Outcome:
+    """Hold or book one slot; a retried request with the same Idempotency-Key gets the first
+    result; a taken slot is a 409 decided by the database."""
+    return await retry_on_conflict(lambda: _book_once(uow, command, hold_ttl))
+
+
+async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) -> Outcome:
+    now = utcnow()
+    async with uow:
+        session = uow.session
+        if command.idempotency_key:
+            earlier = await repo.claim_idempotency_key(
+                session, command.idempotency_scope, command.idempotency_key, now
+            )
+            if earlier is not None:
+                return Outcome(earlier.status, earlier.body)
+        context = await repo.booking_context(session, command.responder_id, command.site_id)
+        if context.responder_id is None or not context.responder_active:
+            raise DomainError("responder_id", "unknown or inactive responder")
+        if context.departement is None or not context.site_active:
+            raise DomainError("site_id", "unknown or inactive site")
+        await _check_resource(session, command)
+        specialty = _specialty(context, command.specialty_code)
+        if context.rules is None:
+            raise DomainError("responder_id", "the responder has no schedule")
+        schedule = schedule_from_document(context.time_zone, context.rules)
+        end = command.end or command.start + schedule.slot_length(command.act)
+        check_bookable(schedule, command.act, command.start, end, now)
+        block_end = end + timedelta(minutes=schedule.buffer_minutes)
+        await _release_in_the_way(
+            uow, now, command.responder_id, command.resource_id, command.start, block_end
+        )
+        row = await _insert(
+            uow,
+            {
+                "id": uuid.uuid4(),
+                "site_id": command.site_id,
+                "responder_id": command.responder_id,
+                "resource_id": command.resource_id,
+                "specialty_code": specialty,
+                "act": command.act,
+                "departement": context.departement,
+                "patient_ref": command.patient_ref,
+                "mode": types.CONSULTATION_MODE_SCHEDULED,
+                "assistance": command.assistance,
+                "status": "held" if command.hold else "booked",
+                "start_at": command.start,
+                "end_at": end,
+                "block_end": block_end,
+                "held_until": now + hold_ttl if command.hold else None,
+                "blocking": True,
+                "created_by": command.created_by,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        if command.hold:
+            await uow.record(
+                ev.AppointmentHeld(
+                    **appointment_context(row), held_at=ts(now), held_until=ts(row.held_until)
+                ),
+                subject=str(row.id),
+            )
+        else:
+            await uow.record(
+                ev.AppointmentBooked(**appointment_context(row), booked_at=ts(now)),
+                subject=str(row.id),
+            )
+        outcome = Outcome(201, appointment_view(row))
+        if command.idempotency_key:
+            await repo.store_idempotent_result(
+                session, command.idempotency_scope, command.idempotency_key, 201, outcome.body
+            )
+        await uow.commit()
+    APPOINTMENTS.labels("held" if command.hold else "booked").inc()
+    return outcome
+
+
+async def _check_resource(session: Any, command: BookSlot) -> None:
+    if command.assistance == types.ASSISTANCE_ASSISTED and not command.resource_id:
+        raise DomainError("resource_id", "an assisted teleconsultation needs a cabin")
+    if command.resource_id:
+        cabin = await repo.kiosk(session, command.resource_id)
+        if cabin is None or not cabin.active or cabin.site_id != command.site_id:
+            raise DomainError("resource_id", "unknown cabin for this site")
+
+
+def _specialty(responder: Row[Any], wanted: str | None) -> str:
+    codes: list[str] = list(responder.specialty_codes)
+    if wanted:
+        if wanted not in codes:
+            raise DomainError("specialty_code", "the responder does not practise this specialty")
+        return wanted
+    return codes[0] if codes else ""
+
+
+async def _release_in_the_way(
+    uow: UnitOfWork,
+    now: datetime,
+    responder_id: str,
+    resource_id: str | None,
+    start: datetime,
+    end: datetime,
+) -> None:
+    await repo.queue_for_resources(
+        uow.session, [responder_id] + ([resource_id] if resource_id else [])
+    )
+    released = await repo.release_expired_holds(
+        uow.session, now, responder_id=responder_id, resource_id=resource_id, start=start, end=end
+    )
+    for row in released:
+        await record_hold_expired(uow, row, now)
+
+
+async def record_hold_expired(uow: UnitOfWork, row: Row[Any], now: datetime) -> None:
+    await uow.record(
+        ev.AppointmentCancelled(
+            **appointment_context(row),
+            cancelled_at=ts(now),
+            reason=ev.CANCEL_REASON_HOLD_EXPIRED,
+            cancelled_by=ev.ACTOR_SYSTEM,
+        ),
+        subject=str(row.id),
+    )
+    APPOINTMENTS.labels("hold_expired").inc()
+
+
+async def _insert(uow: UnitOfWork, values: dict[str, Any]) -> Row[Any]:
+    try:
+        return await repo.insert_appointment(uow.session, values)
+    except IntegrityError as error:
+        raise _conflict_or_raise(error) from error
+
+
+def _conflict_or_raise(error: IntegrityError) -> Exception:
+    if repo.sqlstate(error) == repo.EXCLUSION_VIOLATION:
+        BOOKING_CONFLICTS.inc()
+        which = "cabin" if "resource" in str(error.orig) else "responder"
+        return ConflictError("start", f"the {which} is already booked at that time")
+    return error
+
+
+async def _load_scoped(uow: UnitOfWork, appointment_id: uuid.UUID, site_id: str | None) -> Row[Any]:
+    row = await repo.appointment(uow.session, appointment_id, for_update=True)
+    if row is None or (site_id is not None and row.site_id != site_id):
+        raise NotFoundError("appointment_id", "no such appointment")
+    return row
+
+
+async def get_appointment(
+    uow: UnitOfWork, appointment_id: uuid.UUID, site_id: str | None
+) -> dict[str, Any]:
+    async with uow:
+        row = await repo.appointment(uow.session, appointment_id)
+    if row is None or (site_id is not None and row.site_id != site_id):
+        raise NotFoundError("appointment_id", "no such appointment")
+    return appointment_view(row)
+
+
+async def confirm(
+    uow: UnitOfWork, appointment_id: uuid.UUID, site_id: str | None, patient_ref: str | None
+) -> dict[str, Any]:
+    """Turn a live hold into a booking (an expired hold cannot be confirmed)."""
+    now = utcnow()
+    async with uow:
+        row = await _load_scoped(uow, appointment_id, site_id)
+        if row.status != "held":
+            raise ConflictError(
+                "status", f"only a held appointment can be confirmed ({row.status})"
+            )
+        if row.held_until <= now or not row.blocking:
+            raise ConflictError("held_until", "the hold has expired")
+        row = await repo.update_appointment(
+            uow.session,
+            appointment_id,
+            status="booked",
+            held_until=None,
+            updated_at=now,
+            patient_ref=patient_ref or row.patient_ref,
+        )
+        await uow.record(
+            ev.AppointmentBooked(**appointment_context(row), booked_at=ts(now)),
+            subject=str(row.id),
+        )
+        await uow.commit()
+    APPOINTMENTS.labels("confirmed").inc()
+    return appointment_view(row)
+
+
+async def cancel(
+    uow: UnitOfWork,
+    appointment_id: uuid.UUID,
+    site_id: str | None,
+    *,
+    reason: ev.CancelReason.ValueType,
+    actor: ev.Actor.ValueType,
+    notice: timedelta,
+    override_notice: bool,
+    hold_ttl: timedelta = timedelta(minutes=5),
+) -> dict[str, Any]:
+    """Cancel with a reason; inside the minimum notice only a responder may (override).
+    The freed slot is offered at once to the waitlist (as a hold)."""
+    now = utcnow()
+    async with uow:
+        row = await _load_scoped(uow, appointment_id, site_id)
+        if row.status not in ACTIVE:
+            raise ConflictError("status", f"cannot cancel an appointment that is {row.status}")
+        if not override_notice and row.status == "booked" and row.start_at - now < notice:
+            raise ConflictError("start", "too late to cancel (minimum notice)")
+        row = await repo.update_appointment(
+            uow.session,
+            appointment_id,
+            status="cancelled",
+            blocking=False,
+            cancel_reason=reason,
+            updated_at=now,
+        )
+        await uow.record(
+            ev.AppointmentCancelled(
+                **appointment_context(row), cancelled_at=ts(now), reason=reason, cancelled_by=actor
+            ),
+            subject=str(row.id),
+        )
+        await offer_released_slot(uow, row, hold_ttl)
+        await uow.commit()
+    APPOINTMENTS.labels("cancelled").inc()
+    return appointment_view(row)
+
+
+async def reschedule(
+    uow: UnitOfWork,
+    appointment_id: uuid.UUID,
+    site_id: str | None,
+    *,
+    start: datetime,
+    responder_id: str | None,
+    actor: ev.Actor.ValueType,
+    notice: timedelta,
+    override_notice: bool,
+) -> dict[str, Any]:
+    """Move an appointment in one transaction: the old time is released only if the new one
+    is taken (the row is updated in place under the exclusion constraints)."""
+    now = utcnow()
+    async with uow:
+        row = await _load_scoped(uow, appointment_id, site_id)
+        if row.status not in ACTIVE:
+            raise ConflictError("status", f"cannot reschedule an appointment that is {row.status}")
+        if not override_notice and row.start_at - now < notice:
+            raise ConflictError("start", "too late to reschedule (minimum notice)")
+        target = responder_id or row.responder_id
+        responder = await repo.responder(uow.session, target)
+        if responder is None or not responder.active:
+            raise DomainError("responder_id", "unknown or inactive responder")
+        schedule_row = await repo.schedule_of(uow.session, target)
+        if schedule_row is None:
+            raise DomainError("responder_id", "the responder has no schedule")
+        schedule = schedule_from_document(schedule_row.time_zone, schedule_row.rules)
+        end = start + schedule.slot_length(row.act)
+        check_bookable(schedule, row.act, start, end, now)
+        block_end = end + timedelta(minutes=schedule.buffer_minutes)
+        await _release_in_the_way(uow, now, target, row.resource_id, start, block_end)
+        try:
+            updated = await repo.update_appointment(
+                uow.session,
+                appointment_id,
+                responder_id=target,
+                start_at=start,
+                end_at=end,
+                block_end=block_end,
+                updated_at=now,
+            )
+        except IntegrityError as error:
+            raise _conflict_or_raise(error) from error
+        await uow.record(
+            ev.AppointmentRescheduled(
+                **appointment_context(updated),
+                rescheduled_at=ts(now),
+                previous_start=ts(row.start_at),
+                previous_end=ts(row.end_at),
+                previous_responder_id=row.responder_id,
+                rescheduled_by=actor,
+            ),
+            subject=str(row.id),
+        )
+        await uow.commit()
+    APPOINTMENTS.labels("rescheduled").inc()
+    return appointment_view(updated)
+
+
+async def record_outcome(
+    uow: UnitOfWork,
+    row: Row[Any],
+    *,
+    fulfilled: bool,
+    actor: ev.Actor.ValueType,
+    who: str,
+    session_id: str = "",
+    missing_side: types.NoShowSide.ValueType = types.NO_SHOW_SIDE_UNSPECIFIED,
+) -> Row[Any]:
+    """Fulfilled or no-show, with who recorded it (inside the caller's transaction)."""
+    if row.status != "booked":
+        raise ConflictError("status", f"cannot record an outcome for an appointment {row.status}")
+    now = utcnow()
+    updated = await repo.update_appointment(
+        uow.session,
+        row.id,
+        status="fulfilled" if fulfilled else "noshow",
+        outcome_by=who,
+        session_id=session_id or None,
+        updated_at=now,
+    )
+    context = appointment_context(updated)
+    if fulfilled:
+        message: Any = ev.AppointmentFulfilled(
+            **context, recorded_at=ts(now), recorded_by=actor, session_id=session_id
+        )
+    else:
+        message = ev.AppointmentNoShow(
+            **context,
+            recorded_at=ts(now),
+            recorded_by=actor,
+            session_id=session_id,
+            missing_side=missing_side,
+        )
+    await uow.record(message, subject=str(row.id))
+    APPOINTMENTS.labels("fulfilled" if fulfilled else "noshow").inc()
+    return updated
+
+
+async def record_outcome_by_person(
+    uow: UnitOfWork,
+    appointment_id: uuid.UUID,
+    site_id: str | None,
+    *,
+    fulfilled: bool,
+    actor: ev.Actor.ValueType,
+    who: str,
+    missing_side: types.NoShowSide.ValueType,
+) -> dict[str, Any]:
+    async with uow:
+        row = await _load_scoped(uow, appointment_id, site_id)
+        updated = await record_outcome(
+            uow, row, fulfilled=fulfilled, actor=actor, who=who, missing_side=missing_side
+        )
+        await uow.commit()
+    return appointment_view(updated)
+
+
+async def expire_holds(uow: UnitOfWork, batch: int = 200) -> int:
+    """Release holds past their TTL and tell everyone (run by the background sweeper)."""
+    now = utcnow()
+    async with uow:
+        released = await repo.release_expired_holds(uow.session, now, limit=batch)
+        for row in released:
+            await record_hold_expired(uow, row, now)
+        await uow.commit()
+    return len(released)

@@ -1,0 +1,1 @@
+"""Versioned reference data shipped with the service (see README.md here)."""

@@ -1,0 +1,309 @@
+"""Measurement upload (batch, per-item answers), history and FHIR export."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from google.protobuf.message import DecodeError
+from pydantic import TypeAdapter, ValidationError
+
+from maillage.telemetry.v1 import events_pb2
+from maillage_common.auth import Principal, Role, requires
+from maillage_common.http.dependencies import RuntimeDep, UnitOfWorkDep
+from maillage_common.http.problems import Problem, field_error
+from maillage_telemetry.api.access import site_scope, uploader_of
+from maillage_telemetry.api.schemas import (
+    ComponentRead,
+    FieldErrorRead,
+    ItemRead,
+    MeasurementBatchCreate,
+    MeasurementBatchRead,
+    MeasurementCreate,
+    MeasurementHistoryRead,
+    MeasurementRead,
+    MeasurementUpload,
+)
+from maillage_telemetry.domain.fhir import StoredMeasurement, searchset
+from maillage_telemetry.domain.measurements import Component, Reading, Rejection, TimeWindow
+from maillage_telemetry.settings import TelemetrySettings
+from maillage_telemetry.use_cases import contract
+from maillage_telemetry.use_cases.common import KioskNotAdmittedError
+from maillage_telemetry.use_cases.ingest import (
+    IngestResult,
+    MeasurementItem,
+    Outcome,
+    ParsedItem,
+    ingest_measurements,
+    observe_accepted,
+)
+from maillage_telemetry.use_cases.queries import measurement_history
+
+router = APIRouter(tags=["measurements"])
+_ITEM = TypeAdapter(MeasurementCreate)
+_UPLOAD = TypeAdapter(MeasurementUpload)
+PROTOBUF = "application/x-protobuf"
+# Generous bound on one item's encoded size: refuses absurd bodies before parsing them.
+_MAX_ITEM_BYTES = 4096
+FHIR_JSON = "application/fhir+json"
+
+
+def _settings(runtime: RuntimeDep) -> TelemetrySettings:
+    settings = runtime.settings
+    assert isinstance(settings, TelemetrySettings)
+    return settings
+
+
+def _item(item: MeasurementCreate) -> tuple[ParsedItem, str]:
+    reading = Reading(
+        loinc_code=item.loinc_code,
+        ucum_unit=item.ucum_unit,
+        measured_at=item.measured_at,
+        value=item.value,
+        components=tuple(Component(c.loinc_code, c.ucum_unit, c.value) for c in item.components),
+    )
+    parsed = MeasurementItem(
+        measurement_id=item.measurement_id,
+        device_id=item.device_id,
+        device_kind=item.device_kind,
+        patient_ref=item.patient_ref,
+        reading=reading,
+        session_id=item.session_id,
+    )
+    return parsed, item.loinc_code
+
+
+def _parse_one(raw: Any) -> tuple[ParsedItem, str]:
+    loinc_code = str(raw.get("loinc_code", ""))[:32] if isinstance(raw, dict) else ""
+    try:
+        return _item(_ITEM.validate_python(raw))
+    except ValidationError as error:
+        return [
+            Rejection(".".join(str(p) for p in e["loc"]) or "item", e["msg"])
+            for e in error.errors()
+        ], loinc_code
+
+
+def _parse_json(raw: bytes) -> tuple[str | None, list[tuple[ParsedItem, str]]]:
+    """The whole upload in one pass of pydantic-core when every item is valid; otherwise
+    each item on its own, so a bad item never sinks the good ones."""
+    try:
+        upload = _UPLOAD.validate_json(raw)
+        return upload.kiosk_id, [_item(item) for item in upload.items]
+    except ValidationError:
+        pass
+    try:
+        envelope = MeasurementBatchCreate.model_validate_json(raw)
+    except ValidationError as error:
+        raise _invalid(error) from error
+    return envelope.kiosk_id, [_parse_one(item) for item in envelope.items]
+
+
+def _parse_protobuf(raw: bytes) -> tuple[str | None, list[tuple[ParsedItem, str]]]:
+    try:
+        upload = events_pb2.MeasurementUpload.FromString(raw)
+    except DecodeError as error:
+        raise Problem(422, "Invalid request", "the body is not a MeasurementUpload") from error
+    items = [_from_protobuf(m) for m in upload.measurements]
+    return upload.kiosk_id or None, [_parse_one(item) for item in items]
+
+
+def _from_protobuf(m: events_pb2.Measurement) -> dict[str, Any]:
+    """The JSON shape of a protobuf measurement, to validate both the same way."""
+    item: dict[str, Any] = {
+        "measurement_id": m.measurement_id,
+        "device_id": m.device_id,
+        "device_kind": contract.device_kind_name(m.device_kind) or None,
+        "patient_ref": m.patient_ref,
+        "loinc_code": m.loinc_code,
+        "ucum_unit": m.ucum_unit,
+        "value": None if m.components else m.value,
+        "components": [
+            {"loinc_code": c.loinc_code, "ucum_unit": c.ucum_unit, "value": c.value}
+            for c in m.components
+        ],
+        "session_id": m.session_id or None,
+    }
+    if m.HasField("measured_at"):
+        item["measured_at"] = contract.instant(m.measured_at)
+    return item
+
+
+def _invalid(error: ValidationError) -> Problem:
+    errors = [
+        field_error(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in error.errors()
+    ]
+    return Problem(422, "Invalid request", "the upload is malformed", errors=errors)
+
+
+def _read(result: IngestResult) -> Response:
+    # Built without re-validation and serialised by pydantic-core: on a 1000-item upload
+    # FastAPI's generic response path costs as much as validating the items.
+    body = MeasurementBatchRead.model_construct(
+        batch_id=result.batch_id,
+        accepted=result.count(Outcome.ACCEPTED),
+        duplicate=result.count(Outcome.DUPLICATE),
+        rejected=result.count(Outcome.REJECTED),
+        items=[
+            ItemRead.model_construct(
+                index=item.index,
+                measurement_id=item.measurement_id,
+                outcome=item.outcome,
+                abnormal=item.abnormal,
+                errors=[
+                    FieldErrorRead.model_construct(field=e.field, reason=e.reason)
+                    for e in item.errors
+                ],
+            )
+            for item in result.items
+        ],
+    )
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/MeasurementBatchCreate"}},
+        PROTOBUF: {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": "maillage.telemetry.v1.MeasurementUpload",
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/measurements/batch",
+    response_model=MeasurementBatchRead,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
+async def upload_measurements(
+    request: Request,
+    caller: Annotated[Principal, requires(Role.KIOSK, Role.SERVICE)],
+    uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Upload up to N measurements (JSON `MeasurementBatchCreate` or protobuf
+    `MeasurementUpload`); each item is answered accepted, duplicate or rejected."""
+    started = time.perf_counter()
+    settings = _settings(runtime)
+    raw = await request.body()
+    if len(raw) > settings.max_batch_items * _MAX_ITEM_BYTES:
+        raise _too_large(settings.max_batch_items)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == PROTOBUF:
+        kiosk_id, items = _parse_protobuf(raw)
+    elif media_type in {"application/json", ""}:
+        kiosk_id, items = _parse_json(raw)
+    else:
+        raise Problem(415, "Unsupported Media Type", f"send application/json or {PROTOBUF}")
+    if not items:
+        raise Problem(422, "Invalid request", errors=[field_error("items", "is empty")])
+    if len(items) > settings.max_batch_items:
+        raise _too_large(settings.max_batch_items)
+    uploader = uploader_of(caller, kiosk_id)
+    window = TimeWindow(datetime.now(UTC), settings.retention, settings.future_tolerance)
+    try:
+        result = await ingest_measurements(uow, uploader, items, window)
+    except KioskNotAdmittedError as error:
+        raise Problem(403, "Forbidden", str(error)) from error
+    observe_accepted(time.perf_counter() - started)
+    return _read(result)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "Batch too large",
+        f"at most {limit} items per upload",
+        errors=[field_error("items", f"has more than {limit} items")],
+    )
+
+
+async def _history(
+    uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
+    caller: Principal,
+    patient_ref: str,
+    loinc_code: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+) -> list[StoredMeasurement]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise Problem(
+                422, "Invalid request", errors=[field_error(name, "must carry a time zone")]
+            )
+    settings = _settings(runtime)
+    return await measurement_history(
+        uow,
+        patient_ref,
+        site_scope=site_scope(caller),
+        loinc_code=loinc_code,
+        since=since,
+        until=until,
+        limit=min(limit or settings.history_limit, settings.history_limit),
+    )
+
+
+@router.get("/patients/{patient_ref}/measurements", response_model=MeasurementHistoryRead)
+async def patient_measurements(
+    patient_ref: str,
+    caller: Annotated[Principal, requires(Role.NURSE, Role.RESPONDER)],
+    uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
+    loinc_code: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> MeasurementHistoryRead:
+    """A patient reference's measurements, newest first (a nurse sees her site's only)."""
+    found = await _history(uow, runtime, caller, patient_ref, loinc_code, since, until, limit)
+    return MeasurementHistoryRead(
+        patient_ref=patient_ref,
+        measurements=[
+            MeasurementRead(
+                measurement_id=m.measurement_id,
+                device_id=m.device_id,
+                loinc_code=m.loinc_code,
+                ucum_unit=m.ucum_unit,
+                value=m.value,
+                components=[
+                    ComponentRead(loinc_code=c.loinc_code, ucum_unit=c.ucum_unit, value=c.value)
+                    for c in m.components
+                ],
+                measured_at=m.measured_at,
+                received_at=m.received_at,
+                abnormal=m.abnormal,
+            )
+            for m in found
+        ],
+    )
+
+
+@router.get(
+    "/patients/{patient_ref}/observations",
+    response_class=JSONResponse,
+    responses={200: {"content": {FHIR_JSON: {}}, "description": "FHIR R4 searchset Bundle"}},
+)
+async def patient_observations(
+    patient_ref: str,
+    caller: Annotated[Principal, requires(Role.NURSE, Role.RESPONDER)],
+    uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
+    loinc_code: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> JSONResponse:
+    """The same measurements as a FHIR R4 Bundle of Observation resources."""
+    found = await _history(uow, runtime, caller, patient_ref, loinc_code, since, until, limit)
+    return JSONResponse(searchset(found), media_type=FHIR_JSON)

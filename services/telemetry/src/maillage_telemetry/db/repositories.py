@@ -1,0 +1,402 @@
+"""Repositories over the telemetry tables. They never commit: the use case does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maillage_telemetry.db.tables import (
+    ALERT,
+    CONSENT,
+    HEARTBEAT,
+    KIOSK,
+    KIOSK_STATE,
+    MEASUREMENT,
+    MEASUREMENT_KEY,
+    SITE,
+)
+
+ReadingKey = tuple[str, str, datetime]
+"""(device_id, loinc_code, measured_at): the idempotency key of a measurement."""
+
+_CLAIM = text(
+    """
+    INSERT INTO measurement_key (device_id, loinc_code, measured_at, ingested_at)
+    SELECT d, c, m, :at FROM unnest(
+        CAST(:devices AS text[]), CAST(:codes AS text[]), CAST(:instants AS timestamptz[])
+    ) AS k(d, c, m)
+    ON CONFLICT DO NOTHING
+    RETURNING device_id, loinc_code, measured_at
+    """
+)
+_STORED_TYPES = {
+    "measurement_id": "uuid",  # sent as text, cast by PostgreSQL
+    "device_id": "text",
+    "device_kind": "text",
+    "kiosk_id": "text",
+    "site_id": "text",
+    "departement": "text",
+    "patient_ref": "text",
+    "loinc_code": "text",
+    "ucum_unit": "text",
+    "value": "float8",
+    "components": "jsonb",
+    "measured_at": "timestamptz",
+    "received_at": "timestamptz",
+    "abnormal": "boolean",
+    "session_id": "text",
+}
+_STORED_COLUMNS = tuple(_STORED_TYPES)
+_SELECTED = ", ".join(f"{c}::jsonb" if c == "components" else c for c in _STORED_COLUMNS)
+# jsonb travels as text (asyncpg has no jsonb[] codec by default) and is cast per row.
+_ARRAYS = ", ".join(
+    f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _STORED_TYPES.items()
+)
+# Built from the constant column list above, never from input.
+_STORE = text(
+    f"INSERT INTO measurement ({', '.join(_STORED_COLUMNS)}) "  # noqa: S608
+    f"SELECT {_SELECTED} FROM unnest({_ARRAYS}) AS r({', '.join(_STORED_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a kiosk is, as the directory read model knows it."""
+
+    site_id: str
+    departement: str
+    site_category: str
+    known: bool = False
+    active: bool = True
+    credential_revoked: bool = False
+
+
+class ConsentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def granted_among(self, patient_refs: Iterable[str]) -> set[str]:
+        refs = list(set(patient_refs))
+        if not refs:
+            return set()
+        rows = await self._session.execute(
+            select(CONSENT.c.patient_ref).where(
+                CONSENT.c.patient_ref.in_(refs), CONSENT.c.granted.is_(True)
+            )
+        )
+        return set(rows.scalars())
+
+    async def put(self, patient_ref: str, granted: bool, at: datetime, by: str) -> RowMapping:
+        values = {"granted": granted, "recorded_at": at, "recorded_by": by}
+        statement = (
+            insert(CONSENT)
+            .values(patient_ref=patient_ref, **values)
+            .on_conflict_do_update(index_elements=[CONSENT.c.patient_ref], set_=values)
+            .returning(*CONSENT.c)
+        )
+        return (await self._session.execute(statement)).mappings().one()
+
+    async def get(self, patient_ref: str) -> RowMapping | None:
+        rows = await self._session.execute(
+            select(CONSENT).where(CONSENT.c.patient_ref == patient_ref)
+        )
+        return rows.mappings().first()
+
+
+class MeasurementRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(self, keys: Sequence[ReadingKey], at: datetime) -> set[ReadingKey]:
+        """Claim idempotency keys; returns those not claimed before (the new readings)."""
+        if not keys:
+            return set()
+        # Three array parameters instead of 3 x N bind parameters: one short statement
+        # to prepare whatever the batch size.
+        rows = await self._session.execute(
+            _CLAIM,
+            {
+                "devices": [k[0] for k in keys],
+                "codes": [k[1] for k in keys],
+                "instants": [k[2] for k in keys],
+                "at": at,
+            },
+        )
+        return {(r.device_id, r.loinc_code, r.measured_at) for r in rows}
+
+    async def store(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One multi-row insert (column arrays unnested); a reading already stored (same
+        key) is left as it is."""
+        if rows:
+            arrays: dict[str, list[Any]] = {name: [] for name in _STORED_COLUMNS}
+            for row in rows:
+                for name in _STORED_COLUMNS:
+                    arrays[name].append(row[name])
+            arrays["components"] = [
+                None if c is None else json.dumps(c) for c in arrays["components"]
+            ]
+            await self._session.execute(_STORE, arrays)
+
+    async def history(
+        self,
+        patient_ref: str,
+        *,
+        site_id: str | None,
+        loinc_code: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[RowMapping]:
+        query = select(MEASUREMENT).where(MEASUREMENT.c.patient_ref == patient_ref)
+        if site_id is not None:
+            query = query.where(MEASUREMENT.c.site_id == site_id)
+        if loinc_code is not None:
+            query = query.where(MEASUREMENT.c.loinc_code == loinc_code)
+        if since is not None:
+            query = query.where(MEASUREMENT.c.measured_at >= since)
+        if until is not None:
+            query = query.where(MEASUREMENT.c.measured_at < until)
+        query = query.order_by(MEASUREMENT.c.measured_at.desc()).limit(limit)
+        return list((await self._session.execute(query)).mappings())
+
+
+class RetentionRepository:
+    """Deletes what is older than the retention period, a bounded slice at a time."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def prune(self, cutoff: datetime, limit: int) -> int:
+        deleted = 0
+        for table, column in (
+            (MEASUREMENT, MEASUREMENT.c.measured_at),
+            (MEASUREMENT_KEY, MEASUREMENT_KEY.c.measured_at),
+            (HEARTBEAT, HEARTBEAT.c.received_at),
+        ):
+            # ctid slices keep each statement short on a large table (BRIN finds them).
+            result = await self._session.execute(
+                text(
+                    f"DELETE FROM {table.name} WHERE ctid = ANY(ARRAY("  # noqa: S608
+                    f"SELECT ctid FROM {table.name} WHERE {column.name} < :cutoff "
+                    "LIMIT :limit))"
+                ),
+                {"cutoff": cutoff, "limit": limit},
+            )
+            deleted += int(getattr(result, "rowcount", 0) or 0)
+        return deleted
+
+
+class DirectoryRepository:
+    """The local read model of directory sites and kiosks (latest version wins)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def put_site(self, values: Mapping[str, Any]) -> None:
+        await self._upsert_versioned(SITE, "site_id", values)
+
+    async def put_kiosk(self, values: Mapping[str, Any]) -> None:
+        await self._upsert_versioned(KIOSK, "kiosk_id", values)
+
+    async def _upsert_versioned(self, table: Any, key: str, values: Mapping[str, Any]) -> None:
+        statement = insert(table).values(**values)
+        # An older snapshot arriving late (replay, republish) must not overwrite a newer one.
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c[key]],
+                set_={name: statement.excluded[name] for name in values if name != key},
+                where=table.c.version < statement.excluded.version,
+            )
+        )
+
+    async def placement(self, kiosk_id: str, fallback_site_id: str) -> Placement:
+        row = (
+            await self._session.execute(
+                select(KIOSK.c.site_id, KIOSK.c.active, KIOSK.c.credential_revoked).where(
+                    KIOSK.c.kiosk_id == kiosk_id
+                )
+            )
+        ).first()
+        site_id = fallback_site_id or (row.site_id if row else "")
+        site = (
+            await self._session.execute(
+                select(SITE.c.departement, SITE.c.category).where(SITE.c.site_id == site_id)
+            )
+        ).first()
+        return Placement(
+            site_id=site_id,
+            departement=site.departement if site else "",
+            site_category=site.category if site else "",
+            known=row is not None,
+            active=row.active if row else True,
+            credential_revoked=row.credential_revoked if row else False,
+        )
+
+
+class KioskHealthRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record_heartbeat(self, state: Mapping[str, Any], sent_at: datetime) -> bool:
+        """Store the heartbeat and the kiosk's current state; returns whether it was offline."""
+        previous = (
+            await self._session.execute(
+                select(KIOSK_STATE.c.offline)
+                .where(KIOSK_STATE.c.kiosk_id == state["kiosk_id"])
+                .with_for_update()
+            )
+        ).scalar()
+        values = {**state, "offline": False}
+        statement = insert(KIOSK_STATE).values(**values)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[KIOSK_STATE.c.kiosk_id],
+                set_={k: statement.excluded[k] for k in values if k != "kiosk_id"},
+            )
+        )
+        history = {k: v for k, v in state.items() if k not in {"site_id", "last_heartbeat_at"}}
+        await self._session.execute(
+            insert(HEARTBEAT)
+            .values(**history, received_at=state["last_heartbeat_at"], sent_at=sent_at)
+            .on_conflict_do_nothing()
+        )
+        return bool(previous)
+
+    async def silent_since(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """Kiosks not yet marked offline whose last heartbeat is older than `cutoff`."""
+        rows = await self._session.execute(
+            select(KIOSK_STATE.c.kiosk_id)
+            .where(KIOSK_STATE.c.offline.is_(False), KIOSK_STATE.c.last_heartbeat_at < cutoff)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def mark_offline(self, kiosk_id: str, cutoff: datetime) -> RowMapping | None:
+        """Mark it offline if it is still silent (a heartbeat may have raced the check)."""
+        rows = await self._session.execute(
+            update(KIOSK_STATE)
+            .where(
+                KIOSK_STATE.c.kiosk_id == kiosk_id,
+                KIOSK_STATE.c.offline.is_(False),
+                KIOSK_STATE.c.last_heartbeat_at < cutoff,
+            )
+            .values(offline=True)
+            .returning(*KIOSK_STATE.c)
+        )
+        return rows.mappings().first()
+
+    async def state(self, kiosk_id: str) -> RowMapping | None:
+        query = (
+            select(
+                KIOSK_STATE,
+                func.coalesce(SITE.c.departement, literal("")).label("departement"),
+                func.coalesce(SITE.c.category, literal("")).label("site_category"),
+            )
+            .select_from(KIOSK_STATE.outerjoin(SITE, SITE.c.site_id == KIOSK_STATE.c.site_id))
+            .where(KIOSK_STATE.c.kiosk_id == kiosk_id)
+        )
+        return (await self._session.execute(query)).mappings().first()
+
+    async def directory_kiosk(self, kiosk_id: str) -> RowMapping | None:
+        query = (
+            select(
+                KIOSK.c.kiosk_id,
+                KIOSK.c.site_id,
+                func.coalesce(SITE.c.departement, literal("")).label("departement"),
+                func.coalesce(SITE.c.category, literal("")).label("site_category"),
+            )
+            .select_from(KIOSK.outerjoin(SITE, SITE.c.site_id == KIOSK.c.site_id))
+            .where(KIOSK.c.kiosk_id == kiosk_id)
+        )
+        return (await self._session.execute(query)).mappings().first()
+
+    async def recent_heartbeats(self, kiosk_id: str, limit: int) -> list[RowMapping]:
+        rows = await self._session.execute(
+            select(HEARTBEAT)
+            .where(HEARTBEAT.c.kiosk_id == kiosk_id)
+            .order_by(HEARTBEAT.c.received_at.desc())
+            .limit(limit)
+        )
+        return list(rows.mappings())
+
+    async def fleet(self) -> list[RowMapping]:
+        """Every kiosk the directory or a heartbeat made known, with its site's place."""
+        kiosk_ids = (
+            select(KIOSK.c.kiosk_id)
+            .where(KIOSK.c.active.is_(True))
+            .union(select(KIOSK_STATE.c.kiosk_id))
+            .subquery()
+        )
+        site_id = func.coalesce(KIOSK.c.site_id, KIOSK_STATE.c.site_id)
+        query = (
+            select(
+                kiosk_ids.c.kiosk_id,
+                func.coalesce(SITE.c.departement, literal("")).label("departement"),
+                func.coalesce(SITE.c.category, literal("")).label("site_category"),
+                KIOSK_STATE.c.last_heartbeat_at,
+                KIOSK_STATE.c.reported_status,
+                KIOSK_STATE.c.network_quality,
+                KIOSK_STATE.c.peripherals,
+            )
+            .select_from(
+                kiosk_ids.outerjoin(KIOSK, KIOSK.c.kiosk_id == kiosk_ids.c.kiosk_id)
+                .outerjoin(KIOSK_STATE, KIOSK_STATE.c.kiosk_id == kiosk_ids.c.kiosk_id)
+                .outerjoin(SITE, SITE.c.site_id == site_id)
+            )
+            .where(func.coalesce(KIOSK.c.active, literal(True)).is_(True))
+        )
+        return list((await self._session.execute(query)).mappings())
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def open(self, values: Mapping[str, Any]) -> bool:
+        """Open an alert unless one with the same dedup key is open; True when opened."""
+        statement = (
+            insert(ALERT)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=[ALERT.c.dedup_key], index_where=text("cleared_at IS NULL")
+            )
+            .returning(ALERT.c.alert_id)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def clear(self, dedup_key: str, at: datetime, reason: str) -> RowMapping | None:
+        """Close the open alert of `dedup_key`, if any, and return it."""
+        rows = await self._session.execute(
+            update(ALERT)
+            .where(ALERT.c.dedup_key == dedup_key, ALERT.c.cleared_at.is_(None))
+            .values(cleared_at=at, clear_reason=reason)
+            .returning(*ALERT.c)
+        )
+        return rows.mappings().first()
+
+    async def open_keys(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(set(keys))
+        if not wanted:
+            return set()
+        rows = await self._session.execute(
+            select(ALERT.c.dedup_key).where(
+                and_(ALERT.c.dedup_key.in_(wanted), ALERT.c.cleared_at.is_(None))
+            )
+        )
+        return set(rows.scalars())
+
+    async def for_kiosk(self, kiosk_id: str, *, open_only: bool, limit: int) -> list[RowMapping]:
+        query = select(ALERT).where(ALERT.c.kiosk_id == kiosk_id)
+        if open_only:
+            query = query.where(ALERT.c.cleared_at.is_(None))
+        query = query.order_by(ALERT.c.raised_at.desc()).limit(limit)
+        return list((await self._session.execute(query)).mappings())

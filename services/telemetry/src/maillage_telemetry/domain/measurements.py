@@ -1,0 +1,185 @@
+"""Measurement types (LOINC code + UCUM unit) and the rules an incoming measurement must pass.
+
+Pure: the caller passes the clock and the retention; nothing here reads a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+BLOOD_PRESSURE_PANEL = "85354-9"
+SYSTOLIC = "8480-6"
+DIASTOLIC = "8462-4"
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Closed interval [low, high]."""
+
+    low: float
+    high: float
+
+    def __contains__(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityType:
+    """One LOINC observation in one UCUM unit: what is possible, what is normal."""
+
+    loinc_code: str
+    ucum_unit: str
+    display: str
+    # Outside `possible`: a device or transcription error, rejected.
+    possible: Range
+    # Outside `normal` (but possible): stored and flagged abnormal.
+    normal: Range
+
+
+@dataclass(frozen=True, slots=True)
+class PanelType:
+    """A multi-component observation (blood pressure): each component is a QuantityType."""
+
+    loinc_code: str
+    display: str
+    components: tuple[QuantityType, ...]
+
+
+_Q = QuantityType
+QUANTITY_TYPES: tuple[QuantityType, ...] = (
+    _Q("59408-5", "%", "Oxygen saturation by pulse oximetry", Range(50, 100), Range(95, 100)),
+    _Q("2708-6", "%", "Oxygen saturation in arterial blood", Range(50, 100), Range(95, 100)),
+    _Q("8867-4", "/min", "Heart rate", Range(20, 300), Range(50, 100)),
+    _Q("8310-5", "Cel", "Body temperature", Range(25, 45), Range(36, 38)),
+    _Q("29463-7", "kg", "Body weight", Range(0.3, 500), Range(0.3, 500)),
+    _Q("2339-0", "mg/dL", "Glucose [Mass/volume] in Blood", Range(10, 1500), Range(70, 140)),
+    _Q("15074-8", "mmol/L", "Glucose [Moles/volume] in Blood", Range(0.5, 85), Range(3.9, 7.8)),
+    _Q("9279-1", "/min", "Respiratory rate", Range(2, 80), Range(12, 20)),
+    _Q(SYSTOLIC, "mm[Hg]", "Systolic blood pressure", Range(40, 300), Range(90, 140)),
+    _Q(DIASTOLIC, "mm[Hg]", "Diastolic blood pressure", Range(20, 200), Range(60, 90)),
+)
+PANEL_TYPES: tuple[PanelType, ...] = (
+    PanelType(
+        BLOOD_PRESSURE_PANEL,
+        "Blood pressure panel with all children optional",
+        tuple(t for t in QUANTITY_TYPES if t.loinc_code in {SYSTOLIC, DIASTOLIC}),
+    ),
+)
+_QUANTITIES: Mapping[tuple[str, str], QuantityType] = {
+    (t.loinc_code, t.ucum_unit): t for t in QUANTITY_TYPES
+}
+_PANELS: Mapping[str, PanelType] = {p.loinc_code: p for p in PANEL_TYPES}
+_KNOWN_CODES = frozenset(t.loinc_code for t in QUANTITY_TYPES) | frozenset(_PANELS)
+
+
+def is_known(loinc_code: str) -> bool:
+    return loinc_code in _KNOWN_CODES
+
+
+def display_name(loinc_code: str) -> str:
+    """The LOINC display name of a known code ("" when unknown)."""
+    if loinc_code in _PANELS:
+        return _PANELS[loinc_code].display
+    return next((t.display for t in QUANTITY_TYPES if t.loinc_code == loinc_code), "")
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    loinc_code: str
+    ucum_unit: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a device reported: a single value, or components for a panel."""
+
+    loinc_code: str
+    ucum_unit: str
+    measured_at: datetime
+    value: float | None = None
+    components: Sequence[Component] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptable:
+    abnormal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Measurements are accepted from `now - retention` to `now + future_tolerance`."""
+
+    now: datetime
+    retention: timedelta
+    future_tolerance: timedelta = timedelta(minutes=5)
+
+
+def assess(reading: Reading, window: TimeWindow) -> Acceptable | Rejection:
+    """Accept (flagging abnormal values) or reject a reading, saying which field and why."""
+    if reading.measured_at.tzinfo is None:
+        return Rejection("measured_at", "must carry a time zone")
+    if reading.measured_at > window.now + window.future_tolerance:
+        return Rejection("measured_at", "is too far in the future")
+    if reading.measured_at < window.now - window.retention:
+        return Rejection("measured_at", "is older than the retention period")
+    if reading.loinc_code in _PANELS:
+        return _assess_panel(_PANELS[reading.loinc_code], reading)
+    if reading.loinc_code not in _KNOWN_CODES:
+        return Rejection("loinc_code", f"unknown measurement type {reading.loinc_code!r}")
+    if reading.components:
+        return Rejection("components", "only panel observations carry components")
+    if reading.value is None:
+        return Rejection("value", "is required")
+    return _assess_quantity(reading.loinc_code, reading.ucum_unit, reading.value, "")
+
+
+def _assess_quantity(code: str, unit: str, value: float, prefix: str) -> Acceptable | Rejection:
+    kind = _QUANTITIES.get((code, unit))
+    if kind is None:
+        return Rejection(f"{prefix}ucum_unit", f"unit {unit!r} is not accepted for {code}")
+    if value != value or value not in kind.possible:  # NaN compares unequal to itself
+        return Rejection(
+            f"{prefix}value",
+            f"{value} {unit} is physiologically impossible for {code} "
+            f"(possible {kind.possible.low}-{kind.possible.high})",
+        )
+    return Acceptable(abnormal=value not in kind.normal)
+
+
+def _assess_panel(panel: PanelType, reading: Reading) -> Acceptable | Rejection:
+    if reading.value is not None:
+        return Rejection("value", f"{panel.loinc_code} carries its values in components")
+    expected = {c.loinc_code for c in panel.components}
+    given = [c.loinc_code for c in reading.components]
+    if sorted(given) != sorted(expected):
+        return Rejection("components", f"{panel.loinc_code} needs exactly {sorted(expected)}")
+    abnormal = False
+    for index, component in enumerate(reading.components):
+        outcome = _assess_quantity(
+            component.loinc_code, component.ucum_unit, component.value, f"components.{index}."
+        )
+        if isinstance(outcome, Rejection):
+            return outcome
+        abnormal = abnormal or outcome.abnormal
+    values = {c.loinc_code: c.value for c in reading.components}
+    if panel.loinc_code == BLOOD_PRESSURE_PANEL and values[SYSTOLIC] <= values[DIASTOLIC]:
+        return Rejection("components", "systolic must be above diastolic")
+    return Acceptable(abnormal=abnormal)
+
+
+def values_by_code(reading: Reading) -> dict[str, float]:
+    """Each observed LOINC code and its value (panels contribute their components)."""
+    if reading.components:
+        return {c.loinc_code: c.value for c in reading.components}
+    if reading.value is None:
+        return {}
+    return {reading.loinc_code: reading.value}

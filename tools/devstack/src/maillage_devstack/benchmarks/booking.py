@@ -1,0 +1,413 @@
+"""`maillage bench booking`: the hot-slot race and confirmed bookings/s, beside raw asyncpg.
+
+Seeds a site and R responders with an all-day schedule straight into booking's read model,
+starts booking as a uvicorn subprocess, then:
+- hot-slot race: per round, C clients POST /appointments for the same slot at once; exactly
+  one 201 per round is required, and zero overlapping blocking rows (checked in SQL);
+- throughput: N bookings of distinct slots from 32 clients through HTTP, beside the same
+  transaction (read responder/site/schedule, release expired holds, insert the appointment,
+  insert the outbox event, commit) on a raw asyncpg pool with the same concurrency.
+
+Knobs: BENCH_BOOKING_RACE_CLIENTS (100), BENCH_BOOKING_RACE_ROUNDS (20; the issue's full run
+is 200), BENCH_BOOKING_BOOKINGS (1500), BENCH_BOOKING_CONCURRENCY (32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+from cryptography.fernet import Fernet
+
+from maillage_booking.db.migrate import MIGRATIONS
+from maillage_booking.settings import BookingSettings
+from maillage_common.auth import Role
+from maillage_common.auth.keys import ensure_dev_signing_key, mint_token
+from maillage_common.db.migrations import upgrade
+from maillage_devstack.bench import Figure, Results, benchmark
+from maillage_devstack.infra import Infrastructure, free_port, provide_infrastructure
+
+PARIS = ZoneInfo("Europe/Paris")
+SLOT = timedelta(minutes=15)
+SITE = "bench-site"
+POOL_SIZE = 20
+
+
+@benchmark("booking")
+def run() -> int:
+    """Hot-slot race (exactly one winner) and bookings/s at 32 clients vs raw asyncpg."""
+    knobs = {
+        "race_clients": int(os.environ.get("BENCH_BOOKING_RACE_CLIENTS", "100")),
+        "race_rounds": int(os.environ.get("BENCH_BOOKING_RACE_ROUNDS", "20")),
+        "bookings": int(os.environ.get("BENCH_BOOKING_BOOKINGS", "1500")),
+        "concurrency": int(os.environ.get("BENCH_BOOKING_CONCURRENCY", "32")),
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="maillage-bench-booking-") as root,
+        provide_infrastructure(Path(root), durable=False) as infra,
+    ):
+        settings, token = _settings(infra, Path(root))
+        upgrade(settings, MIGRATIONS)
+        asyncio.run(_seed(settings))
+        with _Service(settings) as base_url:
+            results, ok = asyncio.run(_measure(settings, base_url, token, knobs))
+    print(results.table())
+    print(f"written to {results.write()}")
+    return 0 if ok else 1
+
+
+def _settings(infra: Infrastructure, root: Path) -> tuple[BookingSettings, str]:
+    key = ensure_dev_signing_key(root / "keys")
+    settings = BookingSettings(
+        DATABASE_URL=infra.ensure_database("maillage_bench"),
+        database_schema=f"bench_booking_{uuid.uuid4().hex[:8]}",
+        KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap_servers,
+        AUTH_JWKS_URL=key.jwks_url,
+        AUTH_ISSUER="bench",
+        LOG_LEVEL="WARNING",
+        patient_key=Fernet.generate_key().decode(),
+    )
+    token = mint_token(
+        private_jwk_path=key.private_jwk_path,
+        role=Role.NURSE,
+        subject="bench-nurse",
+        issuer="bench",
+        audience="maillage",
+        site_id=SITE,
+        ttl_seconds=3600,
+    )
+    return settings, token
+
+
+def _dsn(settings: BookingSettings) -> str:
+    return settings.database_url.replace("+asyncpg", "")
+
+
+RESPONDERS = 60
+_RULES = {
+    "weekly": [{"weekday": d, "start": "08:00:00", "end": "20:00:00"} for d in range(7)],
+    "closed": [],
+    "opened": [],
+    "slot_minutes": {"1": 15},
+    "buffer_minutes": 0,
+    "min_notice_minutes": 0,
+    "window_days": 60,
+    "visibility": "public",
+}
+
+
+async def _seed(settings: BookingSettings) -> None:
+    connection = await asyncpg.connect(
+        _dsn(settings), server_settings={"search_path": f"{settings.owned_schema},public"}
+    )
+    try:
+        await connection.execute("INSERT INTO sites VALUES ($1, 'Bench MSP', '67', true, 1)", SITE)
+        for index in range(RESPONDERS):
+            pid = f"bench-pro-{index}"
+            await connection.execute(
+                "INSERT INTO responders VALUES ($1, $2, '{SM26}', '{1}', '{67}', true, 1, true)",
+                pid,
+                f"9{index:010d}",
+            )
+            await connection.execute(
+                "INSERT INTO schedules VALUES ($1, $2, 'Europe/Paris', $3, now())",
+                uuid.uuid4(),
+                pid,
+                json.dumps(_RULES),
+            )
+    finally:
+        await connection.close()
+
+
+def _slots(responders: range, first_day: int, days: int) -> Iterator[tuple[str, datetime]]:
+    """Distinct (responder, start) pairs inside the schedule, from `first_day` days ahead."""
+    today = datetime.now(PARIS).date()
+    for offset in range(first_day, first_day + days):
+        day: date = today + timedelta(days=offset)
+        for quarter in range(48):
+            start = datetime(day.year, day.month, day.day, 8, tzinfo=PARIS) + quarter * SLOT
+            for index in responders:
+                yield f"bench-pro-{index}", start
+
+
+class _Service:
+    """Booking as a uvicorn subprocess (its own process, as in production)."""
+
+    def __init__(self, settings: BookingSettings) -> None:
+        self._port = free_port()
+        self._env = {
+            **os.environ,
+            "DATABASE_URL": _dsn(settings),
+            "BOOKING_DATABASE_SCHEMA": settings.owned_schema,
+            "BOOKING_DATABASE_POOL_SIZE": str(POOL_SIZE),
+            "BOOKING_DATABASE_CONNECT_TIMEOUT_SECONDS": "30",
+            "BOOKING_PATIENT_KEY": settings.patient_key,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "AUTH_JWKS_URL": settings.auth_jwks_url,
+            "AUTH_ISSUER": settings.auth_issuer,
+            "LOG_LEVEL": "WARNING",
+        }
+        self._log = Path("bench-results") / "booking-service.log"
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        command = [
+            sys.executable,
+            *("-m", "uvicorn", "maillage_booking.app:create_app", "--factory"),
+            *("--host", "127.0.0.1", "--port", str(self._port), "--no-access-log"),
+            *("--log-level", "warning", "--timeout-keep-alive", "60"),
+        ]
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
+        base_url = f"http://127.0.0.1:{self._port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    return base_url
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"booking did not start: {self._log.read_text()[-2000:]}")
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
+def _body(responder: str, start: datetime) -> dict[str, str]:
+    return {"responder_id": responder, "start": start.isoformat()}
+
+
+async def _race_http(
+    client: httpx.AsyncClient, slots: Iterator[tuple[str, datetime]], clients: int, rounds: int
+) -> tuple[int, list[float]]:
+    """Rounds with exactly one winner; returns (good rounds, round durations in ms)."""
+    good, durations = 0, []
+    for _ in range(rounds):
+        responder, start = next(slots)
+        began = time.perf_counter()
+        answers = await asyncio.gather(
+            *(client.post("/appointments", json=_body(responder, start)) for _ in range(clients))
+        )
+        durations.append((time.perf_counter() - began) * 1000)
+        codes = Counter(a.status_code for a in answers)
+        good += codes == Counter({201: 1, 409: clients - 1})
+    return good, durations
+
+
+async def _throughput_http(
+    client: httpx.AsyncClient, slots: Iterator[tuple[str, datetime]], total: int, concurrency: int
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    work = iter([next(slots) for _ in range(total)])
+
+    async def worker() -> None:
+        nonlocal failures
+        for responder, start in work:
+            began = time.perf_counter()
+            answer = await client.post("/appointments", json=_body(responder, start))
+            latencies.append((time.perf_counter() - began) * 1000)
+            failures += answer.status_code != 201
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - began), latencies, failures
+
+
+_RAW_TRANSACTION = [
+    "SELECT * FROM responders WHERE id = $1",
+    "SELECT * FROM sites WHERE id = $1",
+    "SELECT * FROM schedules WHERE responder_id = $1",
+]
+
+
+async def _raw_book(connection: asyncpg.Connection, responder: str, start: datetime) -> bool:
+    """The service's booking transaction, hand-written on asyncpg (no HTTP, no ORM), with the
+    same per-responder queueing lock."""
+    now = datetime.now(UTC)
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"booking:{responder}"
+        )
+        await connection.fetchrow(_RAW_TRANSACTION[0], responder)
+        await connection.fetchrow(_RAW_TRANSACTION[1], SITE)
+        await connection.fetchrow(_RAW_TRANSACTION[2], responder)
+        await connection.execute(
+            """UPDATE appointments SET status = 'expired', blocking = false
+               WHERE status = 'held' AND blocking AND held_until <= $1 AND responder_id = $2
+               AND start_at < $4 AND block_end > $3""",
+            now,
+            responder,
+            start,
+            start + SLOT,
+        )
+        appointment_id = uuid.uuid4()
+        try:
+            await connection.execute(
+                """INSERT INTO appointments (id, site_id, responder_id, specialty_code, act,
+                   departement, patient_ref, mode, assistance, status, start_at, end_at,
+                   block_end, blocking, created_by, created_at, updated_at)
+                   VALUES ($1, $2, $3, 'SM26', 1, '67', '', 1, 2, 'booked', $4, $5, $5, true,
+                   'raw', $6, $6)""",
+                appointment_id,
+                SITE,
+                responder,
+                start,
+                start + SLOT,
+                now,
+            )
+        except asyncpg.exceptions.ExclusionViolationError:
+            return False
+        await connection.execute(
+            """INSERT INTO outbox_event (event_id, topic, event_key, event_type, payload)
+               VALUES ($1, 'booking.appointments', $2, 'maillage.booking.v1.AppointmentBooked',
+               $3)""",
+            uuid.uuid4(),
+            str(appointment_id),
+            b"\x0a\x24" + str(appointment_id).encode(),
+        )
+    return True
+
+
+async def _throughput_raw(
+    pool: asyncpg.Pool, slots: Iterator[tuple[str, datetime]], total: int, concurrency: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    work = iter([next(slots) for _ in range(total)])
+
+    async def worker() -> None:
+        for responder, start in work:
+            began = time.perf_counter()
+            async with pool.acquire() as connection:
+                await _raw_book(connection, responder, start)
+            latencies.append((time.perf_counter() - began) * 1000)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - began), latencies
+
+
+async def _race_raw(
+    pool: asyncpg.Pool, slots: Iterator[tuple[str, datetime]], clients: int, rounds: int
+) -> tuple[int, list[float]]:
+    good, durations = 0, []
+    for _ in range(rounds):
+        responder, start = next(slots)
+
+        async def one(responder: str = responder, start: datetime = start) -> bool:
+            async with pool.acquire() as connection:
+                return await _raw_book(connection, responder, start)
+
+        began = time.perf_counter()
+        wins = await asyncio.gather(*(one() for _ in range(clients)))
+        durations.append((time.perf_counter() - began) * 1000)
+        good += sum(wins) == 1
+    return good, durations
+
+
+async def _overlaps(pool: asyncpg.Pool) -> int:
+    return int(
+        await pool.fetchval(
+            """SELECT count(*) FROM appointments a JOIN appointments b
+               ON a.id < b.id AND a.blocking AND b.blocking AND a.responder_id = b.responder_id
+               AND tstzrange(a.start_at, a.block_end) && tstzrange(b.start_at, b.block_end)"""
+        )
+    )
+
+
+async def _measure(
+    settings: BookingSettings, base_url: str, token: str, knobs: dict[str, int]
+) -> tuple[Results, bool]:
+    results = Results("booking", parameters=dict(knobs))
+    clients, rounds = knobs["race_clients"], knobs["race_rounds"]
+    total, concurrency = knobs["bookings"], knobs["concurrency"]
+    half = RESPONDERS // 2
+    http_slots = _slots(range(half), 1, 28)
+    raw_slots = _slots(range(half, RESPONDERS), 1, 28)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"Authorization": f"Bearer {token}"}
+    pool = await asyncpg.create_pool(
+        _dsn(settings),
+        min_size=POOL_SIZE,
+        max_size=POOL_SIZE * 2,
+        server_settings={"search_path": f"{settings.owned_schema},public"},
+    )
+    try:
+        async with httpx.AsyncClient(
+            base_url=base_url, limits=limits, timeout=60, headers=headers
+        ) as client:
+            await _throughput_http(client, http_slots, 200, concurrency)  # warm up
+            await _throughput_raw(pool, raw_slots, 200, concurrency)
+            print(f"  hot-slot race: {rounds} rounds x {clients} clients…", flush=True)
+            good, durations = await _race_http(client, http_slots, clients, rounds)
+            raw_good, raw_durations = await _race_raw(pool, raw_slots, clients, rounds)
+            print(f"  throughput: {total} bookings, {concurrency} clients…", flush=True)
+            rate, latencies, failures = await _throughput_http(
+                client, http_slots, total, concurrency
+            )
+            raw_rate, raw_latencies = await _throughput_raw(pool, raw_slots, total, concurrency)
+        overlaps = await _overlaps(pool)
+    finally:
+        await pool.close()
+    results.add(
+        Figure(
+            f"race rounds with exactly one 201 ({clients} clients)",
+            good,
+            "rounds",
+            "raw asyncpg rounds with one winner",
+            raw_good,
+            f"= {rounds}",
+        )
+    )
+    results.add(Figure("overlapping blocking rows (SQL)", overlaps, "rows", "expected", 0, "= 0"))
+    results.add(
+        Figure("race round p50", _p(durations, 0.5), "ms", "raw asyncpg", _p(raw_durations, 0.5))
+    )
+    results.add(
+        Figure(
+            f"confirmed bookings/s ({concurrency} clients, HTTP)",
+            rate,
+            "/s",
+            "raw asyncpg same transaction",
+            raw_rate,
+            ">= 1000/s",
+        )
+    )
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        results.add(
+            Figure(
+                f"booking latency {name}",
+                _p(latencies, q),
+                "ms",
+                f"raw asyncpg {name}",
+                _p(raw_latencies, q),
+                "p99 < 100 ms" if name == "p99" else "",
+            )
+        )
+    results.add(Figure("failed bookings (non-201)", failures, "", "expected", 0, "= 0"))
+    return results, good == rounds and overlaps == 0 and failures == 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
