@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import queue
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from maillage_devstack.dev_secrets import ensure_dev_secrets
 from maillage_devstack.infra import free_port, run_psql
 from maillage_devstack.launcher import SERVICES, ServiceSpec, select_services, service_environment
 
@@ -138,9 +140,12 @@ def test_service_environment_overrides_the_parent() -> None:
         database_url="postgresql://postgres@127.0.0.1:1/maillage",
         kafka_bootstrap_servers="127.0.0.1:2",
         jwks_url="file:///keys/jwks.json",
-        base={"DATABASE_URL": "postgresql://elsewhere/x", "LOG_LEVEL": "DEBUG"},
+        base={"DATABASE_URL": "postgresql://elsewhere/x", "LOG_LEVEL": "DEBUG", "A": "env"},
+        secrets={"A": "generated", "B": "generated"},
     )
     assert environment["DATABASE_URL"] == "postgresql://postgres@127.0.0.1:1/maillage"
+    assert environment["A"] == "env", "the environment wins over generated secrets"
+    assert environment["B"] == "generated"
     assert environment["SERVICE_NAME"] == "booking"
     assert environment["AUTH_ISSUER"] == "maillage-dev"
     assert environment["LOG_LEVEL"] == "DEBUG"
@@ -212,3 +217,11 @@ def test_up_fails_when_a_service_dies(
 
 def test_spec_url() -> None:
     assert ServiceSpec("x", "x", 9).url == "http://127.0.0.1:9"
+
+
+def test_dev_secrets_are_made_once_private_and_of_the_right_shape(tmp_path: Path) -> None:
+    first = ensure_dev_secrets(tmp_path)
+    assert ensure_dev_secrets(tmp_path) == first
+    assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o777 == 0o600
+    assert len(base64.urlsafe_b64decode(first["BOOKING_PATIENT_KEY"])) == 32  # a Fernet key
+    assert len(first["SIGNALLING_JOIN_TOKEN_SECRET"]) >= 32

@@ -24,6 +24,7 @@ from typing import TextIO
 
 import httpx
 
+from maillage_devstack.dev_secrets import ensure_dev_secrets
 from maillage_devstack.infra import (
     Infrastructure,
     InfrastructureError,
@@ -111,9 +112,11 @@ def service_environment(
     kafka_bootstrap_servers: str,
     jwks_url: str,
     base: Mapping[str, str],
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The parent environment, with the platform's addresses and the dev issuer on top."""
-    environment = {"LOG_JSON": "false", **base}
+    """The parent environment over the dev secrets, with the platform's addresses and the
+    dev issuer on top."""
+    environment = {"LOG_JSON": "false", **(secrets or {}), **base}
     environment.update(
         DATABASE_URL=database_url,
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
@@ -423,6 +426,7 @@ def run_up(
     with stop_on_signals() as stop:
         try:
             jwks_url = ensure_dev_signing_key(state_dir / "dev-keys").jwks_path.resolve().as_uri()
+            secrets = ensure_dev_secrets(state_dir)
             with platform_infrastructure(state_dir) as (infrastructure, database_url):
                 environments = {
                     spec.name: service_environment(
@@ -431,6 +435,7 @@ def run_up(
                         kafka_bootstrap_servers=infrastructure.kafka_bootstrap_servers,
                         jwks_url=jwks_url,
                         base=os.environ,
+                        secrets=secrets,
                     )
                     for spec in specs
                 }
