@@ -76,9 +76,11 @@ def test_up_refuses_an_unknown_service(capsys: pytest.CaptureFixture[str]) -> No
     assert "billing" in capsys.readouterr().err
 
 
-def test_bench_without_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench"]) == 0
-    assert capsys.readouterr().out == "no benchmarks yet\n"
+def test_bench_lists_every_service_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--list"]) == 0
+    listed = {line.split("\t")[0] for line in capsys.readouterr().out.splitlines()}
+    expected = {"bus", "directory", "booking", "session-signalling", "telemetry", "statistics"}
+    assert expected <= listed
 
 
 def test_bench_runs_registered_benchmarks(

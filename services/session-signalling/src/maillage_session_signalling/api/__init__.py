@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from maillage_session_signalling.api import preflight, sessions, signalling
+
 
 def routers() -> list[APIRouter]:
-    return []
+    return [sessions.router, preflight.router, signalling.router]

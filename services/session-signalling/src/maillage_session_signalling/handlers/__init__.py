@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from maillage_common.bus import EventConsumer
+from maillage_session_signalling.handlers.booking import booking_consumer
 
 
 def consumers() -> list[EventConsumer]:
-    return []
+    return [booking_consumer()]

@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maillage_statistics.db.tables import PROJECTIONS
+from maillage_statistics.db.tables import PROJECTIONS, ROLLUPS
 
 
 async def truncate_projections(session: AsyncSession, consumer: str) -> None:
-    """Empty every projection and forget `consumer`'s claims (a rebuild in place)."""
-    names = ", ".join(table.name for table in PROJECTIONS)
+    """Empty every projection and rollup and forget `consumer`'s claims (a rebuild in place)."""
+    # TRUNCATE fires no row or statement triggers: the rollups are emptied with their bases.
+    names = ", ".join(table.name for table in (*PROJECTIONS, *ROLLUPS))
     await session.execute(text(f"TRUNCATE {names}"))
     await session.execute(text("DELETE FROM inbox_event WHERE consumer = :c"), {"c": consumer})
 

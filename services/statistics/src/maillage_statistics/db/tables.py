@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -227,5 +228,34 @@ PROJECTIONS = (
     kiosk_health,
     alert,
 )
+
+# Rollups (migration 0003): per (site, Paris month) cells recomputed from `session` and
+# `expertise` by statement triggers in the same transaction; read for the whole months of a
+# period. Month '-infinity' holds rows without an instant.
+teleconsultation_month = Table(
+    "teleconsultation_month",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("site_id", String, primary_key=True),
+    Column("departement", String, primary_key=True),
+    Column("specialty_code", String, primary_key=True),
+    Column("mode", String, primary_key=True),
+    Column("assistance", String, primary_key=True),
+    Column("sessions", Integer, nullable=False),
+)
+
+specialty_month = Table(
+    "specialty_month",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("site_id", String, primary_key=True),
+    # teleconsultation | expertise_requested | expertise_answered (dated by the request)
+    Column("source", String, primary_key=True),
+    Column("specialty_code", String, primary_key=True),
+    Column("responder_id", String, primary_key=True),
+    Column("acts", Integer, nullable=False),
+)
+
+ROLLUPS = (teleconsultation_month, specialty_month)
 
 MIGRATED_METADATA = [metadata, messaging_metadata]

@@ -1,0 +1,1 @@
+"""aiortc peers: the server's pre-flight echo peer and the reference kiosk/responder peers."""

@@ -1,0 +1,1 @@
+"""The live part: join tokens, the signalling protocol, rooms and the WebSocket endpoint."""
