@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maillage.booking.v1 import events_pb2
-from maillage_common.bus import EventConsumer, dead_letter_topic
+from maillage_common.bus import EventConsumer, InvalidEventError, dead_letter_topic
 from maillage_common.db import UnitOfWork
 from maillage_common.events import Event, encode_headers
 from maillage_common.runtime import run_runtime
@@ -264,3 +264,26 @@ async def _dead_letters(bootstrap: str, subject: str, *, expected: int) -> list[
     finally:
         await consumer.stop()
     return found
+
+
+async def test_an_event_declared_invalid_is_dead_lettered_without_retries(
+    bus_settings: ServiceSettings, kafka_bootstrap_servers: str, group: str
+) -> None:
+    subject = f"appt-invalid-{uuid.uuid4().hex[:8]}"
+    attempts: list[str] = []
+
+    async def refuses(event: Event[Any], uow: UnitOfWork) -> None:
+        if event.subject == subject:
+            attempts.append(subject)
+            raise InvalidEventError("this appointment has no time range")
+
+    consumer = EventConsumer(group, handlers={events_pb2.AppointmentBooked: refuses})
+    async with run_runtime(bus_settings, published=[], consumers=[consumer]) as runtime:
+        await wait_until(lambda: _ready(runtime))
+        async with _raw_producer(kafka_bootstrap_servers) as producer:
+            await _send_event(producer, subject, uuid.uuid4())
+        dead = await _dead_letters(kafka_bootstrap_servers, subject, expected=1)
+    assert dead[0]["dlq_error_type"] == "InvalidEventError"
+    assert dead[0]["dlq_attempts"] == "1"
+    # Once in the batch, once alone: never the retry sequence.
+    assert len(attempts) <= 2

@@ -59,6 +59,11 @@ class TransientError(Exception):
     """Raised by a handler for a failure that is not the message's fault: redeliver later."""
 
 
+class InvalidEventError(Exception):
+    """Raised by a handler for an event that can never be applied (inconsistent content):
+    it is dead-lettered at once, without retries."""
+
+
 class BatchBudgetExceededError(TransientError):
     """The batch ran out of time: hand the rest back to the broker for redelivery."""
 
@@ -216,6 +221,9 @@ class EventConsumer:
                     outcome = (await self._apply_all([delivery]))[0]
                 self._count(delivery.record, outcome)
                 return
+            except InvalidEventError as error:
+                failure = error
+                break
             except Exception as error:
                 if _is_transient(error):
                     await self._pause_for_redelivery(error)
@@ -230,7 +238,7 @@ class EventConsumer:
                 )
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
         assert failure is not None
-        await self._dead_letter(delivery.record, failure, attempts=self._max_attempts)
+        await self._dead_letter(delivery.record, failure, attempts=attempt)
         await self._remember_dead_letter(delivery.event)
 
     async def _pause_for_redelivery(self, error: Exception) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from maillage.booking.v1 import events_pb2 as booking
 from maillage.common.v1 import types_pb2
-from maillage_common.bus import EventConsumer
+from maillage_common.bus import EventConsumer, InvalidEventError
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_common.events.envelope import Event
 from maillage_session_signalling.domain.session import SessionContext
@@ -30,8 +30,12 @@ async def on_appointment_booked(event: Event[booking.AppointmentBooked], uow: Un
         appointment_id=message.appointment_id,
         consultation_id=message.consultation_id or None,
     )
-    start = message.start.ToDatetime(tzinfo=UTC)
-    await schedule_in(uow, context, start, message.end.ToDatetime(tzinfo=UTC))
+    if not (message.HasField("start") and message.HasField("end")):
+        raise InvalidEventError("AppointmentBooked without a start and an end")
+    start, end = message.start.ToDatetime(tzinfo=UTC), message.end.ToDatetime(tzinfo=UTC)
+    if end <= start:
+        raise InvalidEventError("AppointmentBooked ends before it starts")
+    await schedule_in(uow, context, start, end)
 
 
 async def on_appointment_cancelled(
@@ -57,8 +61,12 @@ async def on_appointment_rescheduled(
         resource_id=message.resource_id,
         appointment_id=message.appointment_id,
     )
-    start = message.start.ToDatetime(tzinfo=UTC)
-    await schedule_in(uow, context, start, message.end.ToDatetime(tzinfo=UTC))
+    if not (message.HasField("start") and message.HasField("end")):
+        raise InvalidEventError("AppointmentBooked without a start and an end")
+    start, end = message.start.ToDatetime(tzinfo=UTC), message.end.ToDatetime(tzinfo=UTC)
+    if end <= start:
+        raise InvalidEventError("AppointmentBooked ends before it starts")
+    await schedule_in(uow, context, start, end)
 
 
 async def on_consultation_accepted(
