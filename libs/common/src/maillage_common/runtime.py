@@ -31,6 +31,7 @@ from maillage_common.settings import ServiceSettings
 
 _log = structlog.get_logger(__name__)
 _CONSUMERS_TASK = "consumers-start"
+_STOP_STEP_SECONDS = 5.0
 
 
 def build_producer(settings: ServiceSettings) -> AIOKafkaProducer:
@@ -167,11 +168,13 @@ async def _start_consumers(runtime: Runtime, topics: Sequence[TopicSpec]) -> Non
 
 async def _close_bus(runtime: Runtime) -> None:
     with contextlib.suppress(Exception):
-        await runtime.broker.stop()
+        async with asyncio.timeout(_STOP_STEP_SECONDS):
+            await runtime.broker.stop()
     producer, runtime.dead_letter_producer = runtime.dead_letter_producer, None
     if producer is not None:
         with contextlib.suppress(Exception):
-            await producer.stop()
+            async with asyncio.timeout(_STOP_STEP_SECONDS):
+                await producer.stop()
 
 
 async def _stop(runtime: Runtime) -> None:
@@ -182,10 +185,18 @@ async def _stop(runtime: Runtime) -> None:
     await _cancel(starting)
     await _close_bus(runtime)
     await _cancel(runtime._tasks)
-    await runtime.engine.dispose()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_STOP_STEP_SECONDS):
+            await runtime.engine.dispose()
 
 
 async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if not tasks:
+        return
+    # Bounded: a stop that hangs (broker or database unresponsive) would block SIGTERM;
+    # nothing is lost by moving on, unacknowledged events stay in the outbox.
+    _, pending = await asyncio.wait(tasks, timeout=_STOP_STEP_SECONDS)
+    for task in pending:
+        _log.warning("task_did_not_stop", task=task.get_name())
