@@ -12,11 +12,18 @@ import json
 import os
 import pkgutil
 import platform
-from collections.abc import Callable, Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+
+import httpx
+
+from maillage_devstack.infra import free_port
 
 BenchmarkFunction = Callable[[], int | None]
 
@@ -135,3 +142,43 @@ def machine_description() -> dict[str, object]:
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
     }
+
+
+class ServiceProcess:
+    """A service as a uvicorn subprocess (its own process, as in production).
+
+    `with ServiceProcess("maillage_booking", environment) as base_url:` starts it on a free
+    port, waits for /healthz and stops it on exit; its output goes to bench-results/.
+    """
+
+    def __init__(self, package: str, environment: Mapping[str, str]) -> None:
+        self._package = package
+        self._port = free_port()
+        self._environment = {**os.environ, **environment}
+        self._log = Path("bench-results") / f"{package}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            *("-m", "uvicorn", f"{self._package}.app:create_app", "--factory"),
+            *("--host", "127.0.0.1", "--port", str(self._port), "--no-access-log"),
+            *("--log-level", "warning", "--timeout-keep-alive", "60"),
+        ]
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(command, env=self._environment, stdout=log, stderr=log)
+        base_url = f"http://127.0.0.1:{self._port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    return base_url
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self._package} did not start: {self._log.read_text()[-2000:]}")
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +36,8 @@ from maillage_booking.settings import BookingSettings
 from maillage_common.auth import Role
 from maillage_common.auth.keys import ensure_dev_signing_key, mint_token
 from maillage_common.db.migrations import upgrade
-from maillage_devstack.bench import Figure, Results, benchmark
-from maillage_devstack.infra import Infrastructure, free_port, provide_infrastructure
+from maillage_devstack.bench import Figure, Results, ServiceProcess, benchmark
+from maillage_devstack.infra import Infrastructure, provide_infrastructure
 
 PARIS = ZoneInfo("Europe/Paris")
 SLOT = timedelta(minutes=15)
@@ -62,7 +61,7 @@ def run() -> int:
         settings, token = _settings(infra, Path(root))
         upgrade(settings, MIGRATIONS)
         asyncio.run(_seed(settings))
-        with _Service(settings) as base_url:
+        with _service(settings) as base_url:
             results, ok = asyncio.run(_measure(settings, base_url, token, knobs))
     print(results.table())
     print(f"written to {results.write()}")
@@ -143,13 +142,11 @@ def _slots(responders: range, first_day: int, days: int) -> Iterator[tuple[str, 
                 yield f"bench-pro-{index}", start
 
 
-class _Service:
+def _service(settings: BookingSettings) -> ServiceProcess:
     """Booking as a uvicorn subprocess (its own process, as in production)."""
-
-    def __init__(self, settings: BookingSettings) -> None:
-        self._port = free_port()
-        self._env = {
-            **os.environ,
+    return ServiceProcess(
+        "maillage_booking",
+        {
             "DATABASE_URL": _dsn(settings),
             "BOOKING_DATABASE_SCHEMA": settings.owned_schema,
             "BOOKING_DATABASE_POOL_SIZE": str(POOL_SIZE),
@@ -159,34 +156,8 @@ class _Service:
             "AUTH_JWKS_URL": settings.auth_jwks_url,
             "AUTH_ISSUER": settings.auth_issuer,
             "LOG_LEVEL": "WARNING",
-        }
-        self._log = Path("bench-results") / "booking-service.log"
-        self._log.parent.mkdir(parents=True, exist_ok=True)
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> str:
-        command = [
-            sys.executable,
-            *("-m", "uvicorn", "maillage_booking.app:create_app", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(self._port), "--no-access-log"),
-            *("--log-level", "warning", "--timeout-keep-alive", "60"),
-        ]
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
-        base_url = f"http://127.0.0.1:{self._port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    return base_url
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"booking did not start: {self._log.read_text()[-2000:]}")
-
-    def __exit__(self, *_: object) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
+        },
+    )
 
 
 def _p(values: list[float], q: float) -> float:

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +34,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from maillage_common.auth.keys import ensure_dev_signing_key
 from maillage_common.db.migrations import upgrade
-from maillage_devstack.bench import Figure, Results, benchmark
-from maillage_devstack.infra import Infrastructure, free_port, provide_infrastructure
+from maillage_devstack.bench import Figure, Results, ServiceProcess, benchmark
+from maillage_devstack.infra import Infrastructure, provide_infrastructure
 from maillage_directory.db.migrate import MIGRATIONS
 from maillage_directory.db.search import Criteria, professional_query, site_query
 from maillage_directory.db.tables import professionals, sites
@@ -69,7 +68,7 @@ def run() -> int:
         settings = _settings(infra, Path(root))
         upgrade(settings, MIGRATIONS)
         asyncio.run(_seed(settings, counts["professionals"], counts["sites"]))
-        with _Service(settings, Path(root)) as base_url:
+        with _service(settings) as base_url:
             results = asyncio.run(_measure(settings, base_url, counts))
     print(results.table())
     print(f"written to {results.write()}")
@@ -183,47 +182,19 @@ async def _seed(settings: DirectorySettings, n_professionals: int, n_sites: int)
         await engine.dispose()
 
 
-class _Service:
-    """The directory as a uvicorn subprocess (its own process, as in production)."""
-
-    def __init__(self, settings: DirectorySettings, root: Path) -> None:
-        self._port = free_port()
-        self._env = {
-            **os.environ,
+def _service(settings: DirectorySettings) -> ServiceProcess:
+    """Directory as a uvicorn subprocess (its own process, as in production)."""
+    return ServiceProcess(
+        "maillage_directory",
+        {
             "DATABASE_URL": settings.database_url.replace("+asyncpg", ""),
             "DIRECTORY_DATABASE_SCHEMA": settings.owned_schema,
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "AUTH_JWKS_URL": settings.auth_jwks_url,
             "AUTH_ISSUER": settings.auth_issuer,
             "LOG_LEVEL": "WARNING",
-        }
-        self._log = Path("bench-results") / "directory-service.log"
-        self._log.parent.mkdir(parents=True, exist_ok=True)
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> str:
-        command = [
-            sys.executable,
-            *("-m", "uvicorn", "maillage_directory.app:create_app", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(self._port), "--no-access-log"),
-            *("--log-level", "warning", "--timeout-keep-alive", "60"),
-        ]
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
-        base_url = f"http://127.0.0.1:{self._port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    return base_url
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"directory did not start: {self._log.read_text()[-2000:]}")
-
-    def __exit__(self, *_: object) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
+        },
+    )
 
 
 def _criteria(rng: random.Random) -> tuple[Criteria, dict[str, Any]]:
