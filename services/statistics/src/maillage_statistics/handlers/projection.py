@@ -267,12 +267,21 @@ def session_event(event: Event[Any]) -> list[Write]:
 
 def session_quality(event: Event[sessions.SessionQualityReported]) -> list[Write]:
     message = event.message
+    return _quality_sample(event, message, "server")
+
+
+def _quality_sample(
+    event: Event[Any],
+    message: sessions.SessionQualityReported | telemetry.CallQualityReported,
+    source: str,
+) -> list[Write]:
+    """The same sample whether the signalling server or the kiosk reported it."""
     return [
         Write(
             "quality_sample",
             {
                 "event_id": event.id,
-                "source": "server",
+                "source": source,
                 "session_id": message.session_id,
                 "site_id": message.site_id,
                 "departement": message.departement,
@@ -290,22 +299,7 @@ def session_quality(event: Event[sessions.SessionQualityReported]) -> list[Write
 
 def call_quality(event: Event[telemetry.CallQualityReported]) -> list[Write]:
     message = event.message
-    return [
-        Write(
-            "quality_sample",
-            {
-                "event_id": event.id,
-                "source": "kiosk",
-                "session_id": message.session_id,
-                "site_id": message.site_id,
-                "departement": message.departement,
-                "measured_at": instant(message, "measured_at") or event.time,
-                "level": label(LEVEL, message.level),
-                "rtt_ms": message.rtt_ms,
-                "loss_ratio": message.loss_ratio,
-            },
-        )
-    ]
+    return _quality_sample(event, message, "kiosk")
 
 
 def measurements(event: Event[telemetry.MeasurementBatchIngested]) -> list[Write]:
