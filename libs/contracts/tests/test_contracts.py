@@ -41,6 +41,7 @@ EXPECTED_TOPICS = {
     "maillage.booking.v1.ExpertiseRequested": "booking.expertises",
     "maillage.booking.v1.ExpertiseAccepted": "booking.expertises",
     "maillage.booking.v1.ExpertiseAnswered": "booking.expertises",
+    "maillage.booking.v1.ExpertiseOverdue": "booking.expertises",
     "maillage.booking.v1.ExpertiseRejected": "booking.expertises",
     "maillage.booking.v1.ExpertiseClosed": "booking.expertises",
     "maillage.session_signalling.v1.SessionScheduled": "sessions.lifecycle",
@@ -57,6 +58,7 @@ EXPECTED_TOPICS = {
     "maillage.telemetry.v1.CallQualityReported": "telemetry.call-quality",
     "maillage.telemetry.v1.AlertRaised": "telemetry.alerts",
     "maillage.telemetry.v1.AlertCleared": "telemetry.alerts",
+    "maillage.telemetry.v1.AlertAcknowledged": "telemetry.alerts",
 }
 
 # Kafka key of each topic: a field path of every event published on it.

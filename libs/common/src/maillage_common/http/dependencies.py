@@ -15,7 +15,8 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def new_unit_of_work(request: Request) -> UnitOfWork:
+async def new_unit_of_work(request: Request) -> UnitOfWork:
+    # async: FastAPI runs a plain `def` dependency in its thread pool (a hop per request).
     return get_runtime(request).unit_of_work()
 
 

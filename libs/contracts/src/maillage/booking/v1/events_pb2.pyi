@@ -1069,6 +1069,75 @@ class ExpertiseRejected(_message.Message):
 Global___ExpertiseRejected: _TypeAlias = ExpertiseRejected  # noqa: Y015
 
 @_typing.final
+class ExpertiseOverdue(_message.Message):
+    """The requested response delay has passed without an answer (request still requested or
+    accepted). Recorded once per request by booking's background sweep; the request stays open.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERTISE_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    RESPONDER_ID_FIELD_NUMBER: _builtins.int
+    SPECIALTY_CODE_FIELD_NUMBER: _builtins.int
+    ACT_FIELD_NUMBER: _builtins.int
+    DEPARTEMENT_FIELD_NUMBER: _builtins.int
+    PATIENT_REF_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    REQUESTED_RESPONSE_DELAY_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    DETECTED_AT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    expertise_id: _builtins.str
+    site_id: _builtins.str
+    responder_id: _builtins.str
+    specialty_code: _builtins.str
+    act: _types_pb2.Act.ValueType
+    departement: _builtins.str
+    patient_ref: _builtins.str
+    level: Global___ExpertiseLevel.ValueType
+    requester_id: _builtins.str
+    accepted: _builtins.bool
+    """Whether the expert had accepted the request when it became overdue."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def requested_response_delay(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """requested_at + requested_response_delay."""
+
+    @_builtins.property
+    def detected_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        expertise_id: _builtins.str = ...,
+        site_id: _builtins.str = ...,
+        responder_id: _builtins.str = ...,
+        specialty_code: _builtins.str = ...,
+        act: _types_pb2.Act.ValueType = ...,
+        departement: _builtins.str = ...,
+        patient_ref: _builtins.str = ...,
+        level: Global___ExpertiseLevel.ValueType = ...,
+        requester_id: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        requested_response_delay: _duration_pb2.Duration | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        detected_at: _timestamp_pb2.Timestamp | None = ...,
+        accepted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["detected_at", b"detected_at", "due_at", b"due_at", "requested_at", b"requested_at", "requested_response_delay", b"requested_response_delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "act", b"act", "departement", b"departement", "detected_at", b"detected_at", "due_at", b"due_at", "expertise_id", b"expertise_id", "level", b"level", "patient_ref", b"patient_ref", "requested_at", b"requested_at", "requested_response_delay", b"requested_response_delay", "requester_id", b"requester_id", "responder_id", b"responder_id", "site_id", b"site_id", "specialty_code", b"specialty_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpertiseOverdue: _TypeAlias = ExpertiseOverdue  # noqa: Y015
+
+@_typing.final
 class ExpertiseClosed(_message.Message):
     """Terminal event of every tele-expertise request, whatever the outcome."""
 

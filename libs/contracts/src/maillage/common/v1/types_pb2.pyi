@@ -144,6 +144,12 @@ class _ParticipantRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Parti
     """A health professional next to the patient (professionnel requérant / accompagnant)."""
     PARTICIPANT_ROLE_COMPANION: _ParticipantRole.ValueType  # 4
     """A non-professional companion (family, aidant)."""
+    PARTICIPANT_ROLE_SPECIALIST: _ParticipantRole.ValueType  # 5
+    """A specialist invited into the session by its responder or a coordinator (tele-expertise
+    during a teleconsultation).
+    """
+    PARTICIPANT_ROLE_INTERPRETER: _ParticipantRole.ValueType  # 6
+    """An interpreter invited into the session (professional_id empty: not in the directory)."""
 
 class ParticipantRole(_ParticipantRole, metaclass=_ParticipantRoleEnumTypeWrapper):
     """Role of a participant in a live session."""
@@ -157,6 +163,12 @@ PARTICIPANT_ROLE_ASSISTANT: ParticipantRole.ValueType  # 3
 """A health professional next to the patient (professionnel requérant / accompagnant)."""
 PARTICIPANT_ROLE_COMPANION: ParticipantRole.ValueType  # 4
 """A non-professional companion (family, aidant)."""
+PARTICIPANT_ROLE_SPECIALIST: ParticipantRole.ValueType  # 5
+"""A specialist invited into the session by its responder or a coordinator (tele-expertise
+during a teleconsultation).
+"""
+PARTICIPANT_ROLE_INTERPRETER: ParticipantRole.ValueType  # 6
+"""An interpreter invited into the session (professional_id empty: not in the directory)."""
 Global___ParticipantRole: _TypeAlias = ParticipantRole  # noqa: Y015
 
 class _QualityLevel:

@@ -327,6 +327,7 @@ class Site(_message.Message):
     TECHNICAL_SOLUTION_FIELD_NUMBER: _builtins.int
     RECEIVES_EXTERNAL_PATIENTS_FIELD_NUMBER: _builtins.int
     ACTIVE_FIELD_NUMBER: _builtins.int
+    OPENING_HOURS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID."""
     name: _builtins.str
@@ -359,6 +360,10 @@ class Site(_message.Message):
 
     @_builtins.property
     def technical_solution(self) -> Global___TechnicalSolution: ...
+    @_builtins.property
+    def opening_hours(self) -> Global___OpeningHours:
+        """When the site is open (added in 2026.11; empty in events from before)."""
+
     def __init__(
         self,
         *,
@@ -378,14 +383,132 @@ class Site(_message.Message):
         technical_solution: Global___TechnicalSolution | None = ...,
         receives_external_patients: _builtins.bool = ...,
         active: _builtins.bool = ...,
+        opening_hours: Global___OpeningHours | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "technical_solution", b"technical_solution"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "opening_hours", b"opening_hours", "technical_solution", b"technical_solution"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "category", b"category", "commune_insee", b"commune_insee", "connected_devices", b"connected_devices", "departement", b"departement", "deployment_model", b"deployment_model", "finess", b"finess", "id", b"id", "location", b"location", "name", b"name", "receives_external_patients", b"receives_external_patients", "rural", b"rural", "siret", b"siret", "specialties_needed", b"specialties_needed", "technical_solution", b"technical_solution", "under_served", b"under_served"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "category", b"category", "commune_insee", b"commune_insee", "connected_devices", b"connected_devices", "departement", b"departement", "deployment_model", b"deployment_model", "finess", b"finess", "id", b"id", "location", b"location", "name", b"name", "opening_hours", b"opening_hours", "receives_external_patients", b"receives_external_patients", "rural", b"rural", "siret", b"siret", "specialties_needed", b"specialties_needed", "technical_solution", b"technical_solution", "under_served", b"under_served"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Site: _TypeAlias = Site  # noqa: Y015
+
+@_typing.final
+class OpeningHours(_message.Message):
+    """Opening hours in Europe/Paris wall-clock time: times are "HH:MM", "24:00" closes at midnight."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    WEEKLY_FIELD_NUMBER: _builtins.int
+    EXCEPTIONS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    timezone: _builtins.str
+    """IANA zone of every time below (always "Europe/Paris")."""
+    note: _builtins.str
+    """Free remark ("sur rendez-vous")."""
+    @_builtins.property
+    def weekly(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyOpening]: ...
+    @_builtins.property
+    def exceptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpeningException]: ...
+    def __init__(
+        self,
+        *,
+        timezone: _builtins.str = ...,
+        weekly: _abc.Iterable[Global___WeeklyOpening] | None = ...,
+        exceptions: _abc.Iterable[Global___OpeningException] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exceptions", b"exceptions", "note", b"note", "timezone", b"timezone", "weekly", b"weekly"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningHours: _TypeAlias = OpeningHours  # noqa: Y015
+
+@_typing.final
+class WeeklyOpening(_message.Message):
+    """Open from `opens` to `closes` on each of `days` (several entries for several ranges a day)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    OPENS_FIELD_NUMBER: _builtins.int
+    CLOSES_FIELD_NUMBER: _builtins.int
+    opens: _builtins.str
+    closes: _builtins.str
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """FHIR days-of-week codes: "mon" … "sun"."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[_builtins.str] | None = ...,
+        opens: _builtins.str = ...,
+        closes: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closes", b"closes", "days", b"days", "opens", b"opens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WeeklyOpening: _TypeAlias = WeeklyOpening  # noqa: Y015
+
+@_typing.final
+class OpeningTimeRange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPENS_FIELD_NUMBER: _builtins.int
+    CLOSES_FIELD_NUMBER: _builtins.int
+    opens: _builtins.str
+    closes: _builtins.str
+    def __init__(
+        self,
+        *,
+        opens: _builtins.str = ...,
+        closes: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closes", b"closes", "opens", b"opens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningTimeRange: _TypeAlias = OpeningTimeRange  # noqa: Y015
+
+@_typing.final
+class OpeningException(_message.Message):
+    """A date that departs from the week."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """ISO date, YYYY-MM-DD."""
+    reason: _builtins.str
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpeningTimeRange]:
+        """Empty: closed all day. Otherwise the only ranges the site is open that date."""
+
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        ranges: _abc.Iterable[Global___OpeningTimeRange] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "ranges", b"ranges", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningException: _TypeAlias = OpeningException  # noqa: Y015
 
 @_typing.final
 class SiteChanged(_message.Message):

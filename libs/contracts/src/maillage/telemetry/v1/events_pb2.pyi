@@ -615,3 +615,92 @@ class AlertCleared(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__value) -> _WhichOneofReturnType__value | None: ...
 
 Global___AlertCleared: _TypeAlias = AlertCleared  # noqa: Y015
+
+@_typing.final
+class AlertAcknowledged(_message.Message):
+    """A professional or an operator acknowledged an open alert (topic telemetry.alerts, key =
+    alert_id). Fields 1-15 as in AlertRaised. The alert no longer counts as open, but it still
+    holds its condition: it is not raised again while the condition lasts, and AlertCleared
+    (CLEAR_REASON_RESOLVED) follows once the condition ends. Sent once per alert.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    KIOSK_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    DEPARTEMENT_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    DEVICE_KIND_FIELD_NUMBER: _builtins.int
+    PATIENT_REF_FIELD_NUMBER: _builtins.int
+    MEASUREMENT_ID_FIELD_NUMBER: _builtins.int
+    LOINC_CODE_FIELD_NUMBER: _builtins.int
+    UCUM_UNIT_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    HAS_COMMENT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    kind: Global___AlertKind.ValueType
+    severity: Global___Severity.ValueType
+    kiosk_id: _builtins.str
+    site_id: _builtins.str
+    departement: _builtins.str
+    device_id: _builtins.str
+    device_kind: _types_pb2.DeviceKind.ValueType
+    patient_ref: _builtins.str
+    measurement_id: _builtins.str
+    loinc_code: _builtins.str
+    ucum_unit: _builtins.str
+    threshold: _builtins.float
+    value: _builtins.float
+    acknowledged_by: _builtins.str
+    """Token subject of the professional or operator who acknowledged (never a patient)."""
+    has_comment: _builtins.bool
+    """Whether a comment was left. The comment itself stays in telemetry's database: free text
+    may name a patient, and patient identity never travels on Kafka.
+    """
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        kind: Global___AlertKind.ValueType = ...,
+        severity: Global___Severity.ValueType = ...,
+        kiosk_id: _builtins.str = ...,
+        site_id: _builtins.str = ...,
+        departement: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        device_kind: _types_pb2.DeviceKind.ValueType = ...,
+        patient_ref: _builtins.str = ...,
+        measurement_id: _builtins.str = ...,
+        loinc_code: _builtins.str = ...,
+        ucum_unit: _builtins.str = ...,
+        threshold: _builtins.float | None = ...,
+        value: _builtins.float | None = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        acknowledged_by: _builtins.str = ...,
+        has_comment: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "_value", b"_value", "acknowledged_at", b"acknowledged_at", "raised_at", b"raised_at", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "_value", b"_value", "acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "alert_id", b"alert_id", "departement", b"departement", "device_id", b"device_id", "device_kind", b"device_kind", "has_comment", b"has_comment", "kind", b"kind", "kiosk_id", b"kiosk_id", "loinc_code", b"loinc_code", "measurement_id", b"measurement_id", "patient_ref", b"patient_ref", "raised_at", b"raised_at", "severity", b"severity", "site_id", b"site_id", "threshold", b"threshold", "ucum_unit", b"ucum_unit", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
+    _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__value: _TypeAlias = _typing.Literal["value"]  # noqa: Y015
+    _WhichOneofArgType__value: _TypeAlias = _typing.Literal["_value", b"_value"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__value) -> _WhichOneofReturnType__value | None: ...
+
+Global___AlertAcknowledged: _TypeAlias = AlertAcknowledged  # noqa: Y015
