@@ -8,11 +8,12 @@ from maillage_directory.api import fhir, imports, kiosks, professionals, search,
 
 
 def routers() -> list[APIRouter]:
+    # Search first: routes are matched in order and search is the hot path.
     return [
+        search.router,
         professionals.router,
         sites.router,
         kiosks.router,
-        search.router,
         imports.router,
         fhir.router,
     ]

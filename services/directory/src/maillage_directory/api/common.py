@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Response
 from fastapi.security import HTTPBearer
+from pydantic import BaseModel
 
 from maillage_common.auth import OptionalPrincipal, Principal, Role
-from maillage_common.http.problems import Problem, field_error
+from maillage_common.http.problems import PROBLEM_MEDIA_TYPE, Problem, field_error
 from maillage_directory.domain.errors import (
     ConflictError,
     NotFoundError,
@@ -25,6 +26,50 @@ PRIVILEGED = frozenset({Role.COORDINATOR, Role.SERVICE, Role.NURSE, Role.RESPOND
 
 
 OptionalCaller = OptionalPrincipal
+
+
+def _problem_schema() -> dict[str, Any]:
+    # Inlined (no component): FastAPI would also document a `model` as application/json.
+    schema = ProblemDocument.model_json_schema()
+    definitions = schema.pop("$defs")
+    schema["properties"]["errors"]["anyOf"][0]["items"] = definitions["FieldProblem"]
+    return schema
+
+
+class FieldProblem(BaseModel):
+    field: str
+    reason: str
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, as every error of the directory is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _SCHEMA}}}
+
+
+_SCHEMA = _problem_schema()
+# Declared on every router so the OpenAPI document tells clients (and the schemathesis
+# fuzzing test) every status a route may answer, each as application/problem+json.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _problem("the body is not decodable (e.g. not UTF-8)"),
+    401: _problem("missing, expired or invalid bearer token"),
+    403: _problem("the token's role may not do this"),
+    404: _problem("no such resource (or not visible to this caller)"),
+    409: _problem("duplicate identifier"),
+    412: _problem("If-Match is stale (the current ETag is returned)"),
+    422: _problem("invalid input, naming each field and reason"),
+    428: _problem("If-Match is required"),
+    503: _problem("the database is unavailable; retry after Retry-After"),
+}
 
 
 def sees_private_fields(caller: Principal | None) -> bool:

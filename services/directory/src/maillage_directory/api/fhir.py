@@ -11,13 +11,18 @@ from fastapi.responses import JSONResponse
 from maillage_common.auth import Principal, Role, public, requires
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_common.http.dependencies import UnitOfWorkDep
-from maillage_directory.api.common import OptionalCaller, domain_errors, sees_private_fields
+from maillage_directory.api.common import (
+    PROBLEMS,
+    OptionalCaller,
+    domain_errors,
+    sees_private_fields,
+)
 from maillage_directory.api.sites import ensure_site_scope
 from maillage_directory.domain import fhir
 from maillage_directory.use_cases import aggregates
 from maillage_directory.use_cases.aggregates import KIOSK, PROFESSIONAL, SITE, AggregateKind
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], responses=PROBLEMS)
 FHIR_JSON = "application/fhir+json"
 
 KioskReader = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE, Role.NURSE, Role.KIOSK)]

@@ -11,13 +11,13 @@ from pydantic import BaseModel
 
 from maillage_common.auth import Principal, Role, requires
 from maillage_common.http.dependencies import UnitOfWorkDep
-from maillage_directory.api.common import domain_errors
+from maillage_directory.api.common import PROBLEMS, domain_errors
 from maillage_directory.domain.errors import ValidationFailedError
 from maillage_directory.use_cases.fhir_imports import import_fhir_bundle as fhir_import
 from maillage_directory.use_cases.imports import ImportReport, import_professionals, parse_csv
 from maillage_directory.use_cases.site_imports import REQUIRED_SITE_COLUMNS, import_sites
 
-router = APIRouter(prefix="/imports", tags=["imports"])
+router = APIRouter(prefix="/imports", tags=["imports"], responses=PROBLEMS)
 
 Manager = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE)]
 MAX_UPLOAD_BYTES = 20_000_000

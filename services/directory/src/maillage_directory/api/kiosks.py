@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from maillage_common.auth import Principal, Role, requires
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_common.http.dependencies import UnitOfWorkDep
-from maillage_directory.api.common import ExpectedVersion, domain_errors, set_etag
+from maillage_directory.api.common import PROBLEMS, ExpectedVersion, domain_errors, set_etag
 from maillage_directory.api.schemas import (
     ChangeRead,
     KioskCreate,
@@ -26,7 +26,7 @@ from maillage_directory.db.repositories import StoredAggregate
 from maillage_directory.use_cases import aggregates, kiosks
 from maillage_directory.use_cases.aggregates import KIOSK
 
-router = APIRouter(prefix="/kiosks", tags=["kiosks"])
+router = APIRouter(prefix="/kiosks", tags=["kiosks"], responses=PROBLEMS)
 
 Manager = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE, Role.NURSE)]
 Reader = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE, Role.NURSE, Role.KIOSK)]

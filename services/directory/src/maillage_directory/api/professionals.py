@@ -11,6 +11,7 @@ from maillage_common.auth import Principal, Role, public, requires
 from maillage_common.http.dependencies import UnitOfWorkDep
 from maillage_common.http.problems import Problem
 from maillage_directory.api.common import (
+    PROBLEMS,
     ExpectedVersion,
     OptionalCaller,
     domain_errors,
@@ -27,7 +28,7 @@ from maillage_directory.api.schemas import (
 from maillage_directory.use_cases import aggregates
 from maillage_directory.use_cases.aggregates import PROFESSIONAL
 
-router = APIRouter(prefix="/professionals", tags=["professionals"])
+router = APIRouter(prefix="/professionals", tags=["professionals"], responses=PROBLEMS)
 
 Manager = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE)]
 Editor = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE, Role.RESPONDER)]

@@ -7,12 +7,19 @@ import uuid
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maillage_common.auth import Principal, public
-from maillage_common.http.dependencies import UnitOfWorkDep
-from maillage_directory.api.common import OptionalCaller, domain_errors, sees_private_fields
+from maillage_common.http.dependencies import UnitOfWorkDep, get_runtime
+from maillage_directory.api.common import (
+    PROBLEMS,
+    OptionalCaller,
+    domain_errors,
+    sees_private_fields,
+)
 from maillage_directory.api.schemas import ProfessionalRead, SiteRead
 from maillage_directory.db.search import Criteria
 from maillage_directory.domain import geography
@@ -21,63 +28,86 @@ from maillage_directory.domain.model import Act, SiteCategory
 from maillage_directory.domain.specialties import specialty_list
 from maillage_directory.use_cases.search import Page, search_directory, search_documents
 
-router = APIRouter(tags=["search"], dependencies=[public()])
+router = APIRouter(tags=["search"], dependencies=[public()], responses=PROBLEMS)
 
 
 class SearchParams(BaseModel):
-    """Every search filter, parsed from the query string."""
+    """Every search filter, parsed from the query string in one validation.
 
-    specialty: list[str]
-    act: Act | None
-    departement: list[str]
-    lat: float | None
-    lon: float | None
-    radius_km: float | None
-    near_site: uuid.UUID | None
-    technical_vendor: str | None
-    language: str | None
-    max_response_hours: int | None
-    external_patients: bool | None
-    category: SiteCategory | None
-    limit: int
-    offset: int
+    Parsed by `search_params` in one validation, not as fourteen `Query()` parameters:
+    FastAPI resolves each declared parameter with per-request type introspection, which
+    cost more than the search itself.
+    """
 
-
-def search_params(
-    specialty: Annotated[list[str], Query(description="TRE_R38 code or slug")] = [],  # noqa: B006
-    act: Act | None = None,
-    departement: Annotated[list[str], Query()] = [],  # noqa: B006
-    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-    radius_km: Annotated[float | None, Query(gt=0, le=1000)] = None,
-    near_site: uuid.UUID | None = None,
-    technical_vendor: Annotated[str | None, Query(max_length=200)] = None,
-    language: Annotated[str | None, Query(max_length=10)] = None,
-    max_response_hours: Annotated[int | None, Query(ge=0)] = None,
-    external_patients: bool | None = None,
-    category: SiteCategory | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-) -> SearchParams:
-    return SearchParams(
-        specialty=specialty,
-        act=act,
-        departement=departement,
-        lat=lat,
-        lon=lon,
-        radius_km=radius_km,
-        near_site=near_site,
-        technical_vendor=technical_vendor,
-        language=language,
-        max_response_hours=max_response_hours,
-        external_patients=external_patients,
-        category=category,
-        limit=limit,
-        offset=offset,
-    )
+    specialty: list[str] = Field(default_factory=list, description="TRE_R38 code or slug")
+    act: Act | None = None
+    departement: list[str] = Field(default_factory=list)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    radius_km: float | None = Field(default=None, gt=0, le=1000)
+    near_site: uuid.UUID | None = None
+    technical_vendor: str | None = Field(default=None, max_length=200)
+    language: str | None = Field(default=None, max_length=10)
+    max_response_hours: int | None = Field(default=None, ge=0)
+    external_patients: bool | None = None
+    category: SiteCategory | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=100_000)
 
 
+_REPEATABLE = frozenset({"specialty", "departement"})
+_NAMES = frozenset(SearchParams.model_fields)
+
+
+async def search_params(request: Request) -> SearchParams:
+    query = request.query_params
+    raw = {
+        name: query.getlist(name) if name in _REPEATABLE else query[name]
+        for name in _NAMES.intersection(query.keys())
+    }
+    try:
+        return SearchParams.model_validate(raw)
+    except ValidationError as error:
+        # The chassis answers this as a 422 problem naming each parameter.
+        raise RequestValidationError(
+            [{**item, "loc": ("query", *item["loc"])} for item in error.errors()]
+        ) from error
+
+
+def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inlined(definitions[schema["$ref"].rsplit("/", 1)[-1]], definitions)
+        return {key: _inlined(value, definitions) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_inlined(item, definitions) for item in schema]
+    return schema
+
+
+def _documented_parameters() -> dict[str, Any]:
+    """The OpenAPI query parameters of `SearchParams` (FastAPI no longer sees them)."""
+    schema = SearchParams.model_json_schema()
+    definitions = schema.pop("$defs", {})
+    parameters = []
+    for name, field in schema["properties"].items():
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+        if "description" in field:
+            parameter["description"] = field["description"]
+        parameter["schema"] = _inlined(field, definitions)
+        parameters.append(parameter)
+    return {"parameters": parameters}
+
+
+SEARCH_PARAMETERS = _documented_parameters()
 Params = Annotated[SearchParams, Depends(search_params)]
+
+
+async def read_engine(request: Request) -> AsyncEngine:
+    """The pool, for read-only statements that need no unit of work."""
+    return get_runtime(request).engine
+
+
+Engine = Annotated[AsyncEngine, Depends(read_engine)]
 
 
 def criteria_of(params: SearchParams) -> Criteria:
@@ -161,14 +191,14 @@ async def _map_search(uow: UnitOfWorkDep, kind: str, params: SearchParams) -> Pa
 
 
 async def _search_response(
-    uow: UnitOfWorkDep, kind: str, params: SearchParams, caller: Principal | None
+    engine: AsyncEngine, kind: str, params: SearchParams, caller: Principal | None
 ) -> Response:
     # The hot path: PostgreSQL renders each hit's JSON (public fields nulled), Python only
     # splices the fragments, instead of decoding and re-validating every snapshot.
     redact = () if sees_private_fields(caller) else PRIVATE_FIELDS[kind]
     with domain_errors():
         criteria = replace(criteria_of(params), redact=redact)
-        page = await search_documents(uow, kind, criteria, params.near_site)
+        page = await search_documents(engine, kind, criteria, params.near_site)
     items = ",".join(
         f'{{"{kind}":{hit.document},"distance_km":{json.dumps(_km(hit.distance_km))}}}'
         for hit in page.hits
@@ -177,18 +207,18 @@ async def _search_response(
     return Response(body, media_type="application/json")
 
 
-@router.get("/search/professionals", response_model=ProfessionalPage)
-async def search_professionals(
-    params: Params, caller: OptionalCaller, uow: UnitOfWorkDep
-) -> Response:
+@router.get(
+    "/search/professionals", response_model=ProfessionalPage, openapi_extra=SEARCH_PARAMETERS
+)
+async def search_professionals(params: Params, caller: OptionalCaller, engine: Engine) -> Response:
     """Professionals matching every filter, same département first, then by distance."""
-    return await _search_response(uow, "professional", params, caller)
+    return await _search_response(engine, "professional", params, caller)
 
 
-@router.get("/search/sites", response_model=SitePage)
-async def search_sites(params: Params, caller: OptionalCaller, uow: UnitOfWorkDep) -> Response:
+@router.get("/search/sites", response_model=SitePage, openapi_extra=SEARCH_PARAMETERS)
+async def search_sites(params: Params, caller: OptionalCaller, engine: Engine) -> Response:
     """Sites matching every filter, same département first, then by distance."""
-    return await _search_response(uow, "site", params, caller)
+    return await _search_response(engine, "site", params, caller)
 
 
 def _km(value: float | None) -> float | None:
@@ -203,7 +233,7 @@ def _feature(kind: str, latitude: float, longitude: float, props: dict[str, Any]
     }
 
 
-@router.get("/map")
+@router.get("/map", openapi_extra=SEARCH_PARAMETERS)
 async def directory_map(params: Params, uow: UnitOfWorkDep) -> dict[str, Any]:
     """A GeoJSON FeatureCollection of the sites and professionals matching the filters.
 
@@ -243,6 +273,7 @@ async def specialties() -> dict[str, Any]:
     return {
         "version": reference.version,
         "nomenclature": reference.nomenclature,
+        "nomenclature_version": reference.nomenclature_version,
         "specialties": [
             {"code": s.code, "slug": s.slug, "label": s.label} for s in reference.by_code.values()
         ],

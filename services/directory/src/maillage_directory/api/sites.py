@@ -14,6 +14,7 @@ from maillage_common.auth import Principal, Role, public, requires
 from maillage_common.http.dependencies import UnitOfWorkDep
 from maillage_common.http.problems import Problem
 from maillage_directory.api.common import (
+    PROBLEMS,
     ExpectedVersion,
     OptionalCaller,
     domain_errors,
@@ -24,7 +25,7 @@ from maillage_directory.api.schemas import ChangeRead, SiteCreate, SiteRead, Sit
 from maillage_directory.use_cases import aggregates
 from maillage_directory.use_cases.aggregates import SITE
 
-router = APIRouter(prefix="/sites", tags=["sites"])
+router = APIRouter(prefix="/sites", tags=["sites"], responses=PROBLEMS)
 
 Manager = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE)]
 Editor = Annotated[Principal, requires(Role.COORDINATOR, Role.SERVICE, Role.NURSE)]

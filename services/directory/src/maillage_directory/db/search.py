@@ -7,6 +7,7 @@ great-circle distance is computed in SQL on what is left.
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from maillage_directory.db.repositories import StoredAggregate
 from maillage_directory.db.tables import professionals, sites
@@ -270,9 +272,42 @@ def site_query(criteria: Criteria) -> Query:
     return Query(_site_statement(_shape(criteria)), _values(criteria))
 
 
-async def run_documents(session: AsyncSession, query: Query) -> list[DocumentHit]:
-    rows = (await session.execute(query.statement, query.parameters)).all()
-    return [DocumentHit(row.document, row.distance_km) for row in rows]
+@functools.lru_cache(maxsize=256)
+def _driver_sql(
+    statement: Select[Any], dialect: Dialect
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The statement as the driver's SQL text, its bind names in order and their defaults."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params)
+
+
+async def run_documents(connection: AsyncConnection, query: Query) -> list[DocumentHit]:
+    # The hot path sends the SQL text compiled once per shape: executing the Core statement
+    # cost a cache-key walk and parameter processing per request, more than the query.
+    # `exec_driver_sql` still goes through SQLAlchemy's error translation and invalidation.
+    sql, names, defaults = _driver_sql(query.statement, connection.dialect)
+    values = {**defaults, **query.parameters}
+    result = await connection.exec_driver_sql(sql, tuple(values[name] for name in names))
+    # Untyped text statement: its rows are (document, distance_km).
+    rows = typing.cast(list[tuple[str, float | None]], result.all())
+    return [DocumentHit(document, distance) for document, distance in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SitePoint:
+    latitude: float
+    longitude: float
+    departement: str
+
+
+_SITE_POINT = select(sites.c.latitude, sites.c.longitude, sites.c.departement).where(
+    sites.c.id == bindparam("site_id")
+)
+
+
+async def site_point(connection: AsyncConnection, site_id: Any) -> SitePoint | None:
+    row = (await connection.execute(_SITE_POINT, {"site_id": site_id})).first()
+    return None if row is None else SitePoint(row.latitude, row.longitude, row.departement)
 
 
 async def run(session: AsyncSession, query: Query) -> list[Hit]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maillage_directory.domain.errors import FieldError
+from maillage_directory.domain.opening_hours import OpeningHours, available_time, not_available
 
 IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 RPPS_PREFIX = "8"  # IDNPS = type "8" (RPPS) followed by the RPPS number
@@ -107,7 +108,7 @@ def organization(stored: Mapping[str, Any], *, private: bool) -> dict[str, Any]:
 
 def location(stored: Mapping[str, Any]) -> dict[str, Any]:
     data = stored["data"]
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Location",
         "id": stored["id"],
         "meta": _meta(stored),
@@ -125,6 +126,14 @@ def location(stored: Mapping[str, Any]) -> dict[str, Any]:
         },
         "managingOrganization": {"reference": f"Organization/{stored['id']}"},
     }
+    hours = OpeningHours.model_validate(data.get("opening_hours") or {})
+    if hours.weekly:
+        resource["availableTime"] = available_time(hours)
+    if hours.exceptions:
+        resource["notAvailable"] = not_available(hours)
+    if hours.note:
+        resource["availabilityExceptions"] = hours.note
+    return resource
 
 
 def device(stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maillage_directory.domain import geography, identifiers
 from maillage_directory.domain.errors import FieldError, InvalidValueError
+from maillage_directory.domain.opening_hours import OpeningHours, opening_hours_errors
 from maillage_directory.domain.specialties import specialty_list
 
 
@@ -118,7 +119,9 @@ class SiteFields(_Shape):
     equipment: Equipment = Field(default_factory=Equipment)
     technical_solution: TechnicalSolution = Field(default_factory=TechnicalSolution)
     receives_external_patients: bool = False
-    opening_hours: str = Field(default="", max_length=500, description="OSM opening_hours")
+    opening_hours: OpeningHours = Field(
+        default_factory=OpeningHours, description="weekly ranges and dated exceptions (Paris time)"
+    )
     responsible: str = Field(default="", max_length=300)
     contact_phone: str = Field(default="", max_length=20, pattern=r"^(\+[1-9]\d{6,14})?$")
 
@@ -224,5 +227,7 @@ def site_errors(fields: SiteFields) -> tuple[SiteFields, list[FieldError]]:
     update["specialties_needed"] = _specialties(
         checker, "specialties_needed", fields.specialties_needed
     )
+    update["opening_hours"], hour_errors = opening_hours_errors(fields.opening_hours)
+    checker.errors += hour_errors
     normalised = fields.model_copy(update={k: v for k, v in update.items() if v is not None})
     return normalised, checker.errors

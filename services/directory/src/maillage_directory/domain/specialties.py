@@ -21,6 +21,8 @@ class Specialty:
 class SpecialtyList:
     version: str
     nomenclature: str
+    # The TRE_R38 CodeSystem version the codes were checked against.
+    nomenclature_version: str
     by_code: dict[str, Specialty]
 
     def resolve(self, value: str) -> str:
@@ -42,4 +44,9 @@ def specialty_list() -> SpecialtyList:
         .read_text("utf-8")
     )
     entries = [Specialty(e["code"], e["slug"], e["label"]) for e in raw["specialties"]]
-    return SpecialtyList(raw["version"], raw["nomenclature"], {e.code: e for e in entries})
+    return SpecialtyList(
+        raw["version"],
+        raw["nomenclature"],
+        raw["nomenclature_version"],
+        {e.code: e for e in entries},
+    )

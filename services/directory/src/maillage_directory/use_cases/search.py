@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_directory.db import search
 from maillage_directory.db.repositories import DirectoryRepository
@@ -42,6 +44,10 @@ async def _query(
 ) -> tuple[Criteria, Query]:
     if near_site is not None:
         criteria = await _around_site(uow, criteria, near_site)
+    return _local_query(kind, criteria)
+
+
+def _local_query(kind: str, criteria: Criteria) -> tuple[Criteria, Query]:
     if criteria.local_departement is None and criteria.departements:
         criteria = replace(criteria, local_departement=criteria.departements[0])
     if kind == "professional":
@@ -64,11 +70,26 @@ async def search_directory(
 
 
 async def search_documents(
-    uow: UnitOfWork, kind: str, criteria: Criteria, near_site: uuid.UUID | None = None
+    engine: AsyncEngine, kind: str, criteria: Criteria, near_site: uuid.UUID | None = None
 ) -> DocumentPage:
-    """Like `search_directory`, each hit as JSON text with `criteria.redact` fields nulled."""
+    """Like `search_directory`, each hit as JSON text with `criteria.redact` fields nulled.
+
+    Read-only, so no unit of work: each statement runs on its own in autocommit. A
+    transaction would add a BEGIN and a ROLLBACK round trip to the one that matters.
+    """
     criteria = replace(criteria, documents=True)
-    async with uow:
-        criteria, query = await _query(uow, kind, criteria, near_site)
-        hits = await search.run_documents(uow.session, query)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if near_site is not None:
+            point = await search.site_point(connection, near_site)
+            if point is None:
+                raise ValidationFailedError.single("near_site", "no such site")
+            criteria = replace(
+                criteria,
+                latitude=point.latitude,
+                longitude=point.longitude,
+                local_departement=criteria.local_departement or point.departement,
+            )
+        criteria, query = _local_query(kind, criteria)
+        hits = await search.run_documents(connection, query)
     return DocumentPage(hits[: criteria.limit], _next(criteria, len(hits)))

@@ -10,9 +10,15 @@ from typing import Any
 
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_directory.db.repositories import DirectoryRepository
-from maillage_directory.domain.errors import ConflictError, FieldError, ValidationFailedError
+from maillage_directory.domain.errors import (
+    ConflictError,
+    FieldError,
+    InvalidValueError,
+    ValidationFailedError,
+)
 from maillage_directory.domain.fhir import BundleEntry
 from maillage_directory.domain.model import SiteFields
+from maillage_directory.domain.opening_hours import parse_osm
 from maillage_directory.use_cases import aggregates
 from maillage_directory.use_cases.aggregates import SITE
 from maillage_directory.use_cases.imports import (
@@ -44,7 +50,6 @@ _SCALARS = (
     "deployment_model",
     "commune_insee",
     "departement",
-    "opening_hours",
     "responsible",
     "contact_phone",
 )
@@ -59,6 +64,12 @@ def _site_fields(row: dict[str, str]) -> dict[str, Any]:
         if value not in _BOOLEANS:
             errors.append(FieldError(flag, "expected true/false (or oui/non, 1/0)"))
         fields[flag] = _BOOLEANS.get(value, False)
+    if row.get("opening_hours"):
+        # Spreadsheets carry OSM text (`Mo-Fr 08:00-12:00,14:00-18:00; Sa off`).
+        try:
+            fields["opening_hours"] = parse_osm(row["opening_hours"]).model_dump(mode="json")
+        except InvalidValueError as error:
+            errors.append(FieldError("opening_hours", error.reason))
     if errors:
         raise ValidationFailedError(errors)
     fields["specialties_needed"] = split_list(row.get("specialties_needed", ""))

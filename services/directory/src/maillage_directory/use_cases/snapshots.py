@@ -37,6 +37,30 @@ def _solution(raw: dict[str, Any]) -> events_pb2.TechnicalSolution:
     return events_pb2.TechnicalSolution(vendor=raw["vendor"], product=raw["product"])
 
 
+def _opening_hours(raw: dict[str, Any]) -> events_pb2.OpeningHours:
+    return events_pb2.OpeningHours(
+        timezone=raw.get("timezone", "Europe/Paris"),
+        weekly=[
+            events_pb2.WeeklyOpening(
+                days=entry["days"], opens=entry["opens"], closes=entry["closes"]
+            )
+            for entry in raw.get("weekly", [])
+        ],
+        exceptions=[
+            events_pb2.OpeningException(
+                date=exception["date"],
+                ranges=[
+                    events_pb2.OpeningTimeRange(opens=span["opens"], closes=span["closes"])
+                    for span in exception["ranges"]
+                ],
+                reason=exception["reason"],
+            )
+            for exception in raw.get("exceptions", [])
+        ],
+        note=raw.get("note", ""),
+    )
+
+
 def professional_changed(
     stored: StoredAggregate, change: str, at: datetime
 ) -> events_pb2.ProfessionalChanged:
@@ -98,6 +122,7 @@ def site_changed(stored: StoredAggregate, change: str, at: datetime) -> events_p
         technical_solution=_solution(data["technical_solution"]),
         receives_external_patients=data["receives_external_patients"],
         active=stored.active,
+        opening_hours=_opening_hours(data.get("opening_hours") or {}),
     )
     return events_pb2.SiteChanged(
         change=CHANGES[change], version=stored.version, changed_at=_timestamp(at), site=site
