@@ -4,6 +4,7 @@ events through the real broker."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -100,6 +101,7 @@ def professional(
     departements: tuple[str, ...] = ("67",),
     specialty: str = "SM26",
     active: bool = True,
+    locations: tuple[tuple[float, float], ...] = (),
 ) -> directory.ProfessionalChanged:
     return directory.ProfessionalChanged(
         change=directory.CHANGE_CREATED,
@@ -111,6 +113,13 @@ def professional(
             acts=[types.ACT_TELECONSULTATION, types.ACT_TELEEXPERTISE],
             departements=list(departements),
             active=active,
+            practice_locations=[
+                directory.PracticeLocation(
+                    name=f"cabinet {n}",
+                    location=types.GeoPoint(latitude=lat, longitude=lon),
+                )
+                for n, (lat, lon) in enumerate(locations)
+            ],
         ),
     )
 
@@ -217,6 +226,7 @@ async def _shared_service(
     starting a service and joining consumer groups costs seconds, so tests share it."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     run_psql(database_url, f'CREATE SCHEMA "{schema}";')
+    blobs = tempfile.TemporaryDirectory(prefix=f"booking-blobs-{schema}-")
     settings = service_settings(
         "maillage_booking",
         database_url=database_url,
@@ -228,6 +238,7 @@ async def _shared_service(
         database_pool_size=20,
         # A pool wait under a 100-client burst on 2 busy cores can exceed the 2 s default.
         database_connect_timeout_seconds=30,
+        attachment_directory=blobs.name,
         **overrides,
     )
     try:
@@ -235,6 +246,7 @@ async def _shared_service(
             yield running
     finally:
         run_psql(database_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE;')
+        blobs.cleanup()
 
 
 @pytest.fixture(scope="session")

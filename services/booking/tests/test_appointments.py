@@ -249,6 +249,7 @@ async def test_hundred_concurrent_bookings_of_one_slot_yield_exactly_one(world: 
 
 
 async def test_session_events_record_fulfilled_and_noshow(world: World) -> None:
+    from maillage.common.v1 import types_pb2 as types
     from maillage.session_signalling.v1 import events_pb2 as sessions
 
     await with_schedule(world)
@@ -262,7 +263,9 @@ async def test_session_events_record_fulfilled_and_noshow(world: World) -> None:
     await world.publish(
         (sessions.SessionEnded(session_id="s1", appointment_id=one["id"]), "s1"),
         (
-            sessions.SessionNoShow(session_id="s2", appointment_id=two["id"], missing_side=1),
+            sessions.SessionNoShow(
+                session_id="s2", appointment_id=two["id"], missing_side=types.NO_SHOW_SIDE_PATIENT
+            ),
             "s2",
         ),
     )
@@ -282,7 +285,10 @@ async def test_session_events_record_fulfilled_and_noshow(world: World) -> None:
     assert by_person.status_code == 409
 
 
-async def test_a_released_slot_is_offered_to_the_waitlist_as_a_hold(world: World) -> None:
+@pytest.mark.parametrize("release", ["cancel", "reschedule"])
+async def test_a_released_slot_is_offered_to_the_waitlist_as_a_hold(
+    world: World, release: str
+) -> None:
     await with_schedule(world)
     nurse = world.nurse()
     taken = (
@@ -298,9 +304,12 @@ async def test_a_released_slot_is_offered_to_the_waitlist_as_a_hold(world: World
         headers=nurse,
     )
     assert entry.status_code == 201, entry.text
-    await world.client.post(
-        f"/appointments/{taken['id']}/cancel", json={"reason": "other"}, headers=nurse
+    released = await world.client.post(
+        f"/appointments/{taken['id']}/{release}",
+        json={"reason": "other"} if release == "cancel" else slot(world, tomorrow_at(18)),
+        headers=nurse,
     )
+    assert released.status_code == 200, released.text
     offered = (await world.client.get(f"/waitlist/{entry.json()['id']}", headers=nurse)).json()
     assert offered["status"] == "offered"
     confirmed = await world.client.post(

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import text
 
 if TYPE_CHECKING:
     from conftest import World
@@ -15,9 +16,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-async def on_duty(world: World, departement: str, specialty: str) -> str:
+async def on_duty(world: World, departement: str, specialty: str, pid: str | None = None) -> str:
     """A new responder of `specialty` serving `departement`, on duty; returns their RPPS."""
-    pid = f"pro-{uuid.uuid4().hex[:8]}"
+    pid = pid or f"pro-{uuid.uuid4().hex[:8]}"
     rpps = f"2{uuid.uuid4().int % 10**10:010d}"
     await world.add_responder(pid, rpps, departements=(departement,), specialty=specialty)
     answer = await world.client.put(
@@ -75,6 +76,37 @@ async def test_local_responders_are_offered_first_and_the_first_accept_wins(worl
     )
     assert appointment.json()["mode"] == "on_demand"
     assert await inbox(world, local_b) == []
+
+
+async def test_a_responder_whose_scheduled_call_starts_soon_is_not_offered(world: World) -> None:
+    specialty = f"X{uuid.uuid4().hex[:6]}"
+    soon_busy_id = f"pro-{uuid.uuid4().hex[:8]}"
+    soon_busy = await on_duty(world, "67", specialty, pid=soon_busy_id)
+    free = await on_duty(world, "67", specialty)
+    # Arrange: a booked call of `soon_busy` starting in five minutes, as the scheduled path
+    # would have written it (the on-demand call an accept books would overlap it).
+    async with world.app.state.runtime.engine.begin() as connection:
+        await connection.execute(
+            text(
+                """INSERT INTO appointments (id, site_id, responder_id, specialty_code, act,
+                   departement, patient_ref, mode, assistance, status, start_at, end_at,
+                   block_end, blocking, created_by, created_at, updated_at)
+                   VALUES (:id, :site, :responder, :specialty, 1, '67', 'pt_soon', 1, 1,
+                   'booked', now() + interval '5 minutes', now() + interval '20 minutes',
+                   now() + interval '25 minutes', true, 'test', now(), now())"""
+            ),
+            {
+                "id": uuid.uuid4(),
+                "site": world.site_id,
+                "responder": soon_busy_id,
+                "specialty": specialty,
+            },
+        )
+
+    asked = await request(world, specialty)
+
+    assert await inbox(world, soon_busy) == []
+    assert await inbox(world, free) == [asked["id"]]
 
 
 async def test_nobody_local_widens_then_expires(fast_world: World) -> None:

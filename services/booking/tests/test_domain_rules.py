@@ -15,6 +15,7 @@ from maillage_booking.domain.expertise import (
     check_transition,
     is_overdue,
 )
+from maillage_booking.domain.geo import Point, distance_km, nearest_km
 from maillage_booking.domain.identity import Identity, IdentityVault
 from maillage_booking.domain.ins import ins_key, validate_ins
 from maillage_booking.domain.territory import proximity_tier, region_of
@@ -116,3 +117,12 @@ def test_identity_vault_encrypts_and_pseudonymises() -> None:
     assert identity.ins not in ref
     other = IdentityVault(Fernet.generate_key().decode())
     assert other.patient_ref(identity.ins) != ref
+
+
+def test_distances_between_places() -> None:
+    strasbourg, paris = Point(48.5734, 7.7521), Point(48.8566, 2.3522)
+    assert 395 < distance_km(strasbourg, paris) < 400
+    assert distance_km(paris, paris) == 0
+    # A professional is as near as their nearest practice location; none known: unknown.
+    assert (nearest_km(paris, [48.5734, 48.8606], [7.7521, 2.3376]) or 99) < 2
+    assert nearest_km(paris, [], []) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
 import maillage_booking
@@ -9,6 +11,7 @@ from maillage.booking.v1 import events_pb2
 from maillage_booking import api, handlers
 from maillage_booking.api.common import install_error_mapping
 from maillage_booking.background import DEFAULT_SWEEPS, sweeper
+from maillage_booking.db.blob_store import FilesystemBlobStore
 from maillage_booking.settings import BookingSettings
 from maillage_common.service import create_service_app
 
@@ -28,6 +31,7 @@ PUBLISHED_EVENTS = (
     events_pb2.ExpertiseAccepted,
     events_pb2.ExpertiseAnswered,
     events_pb2.ExpertiseRejected,
+    events_pb2.ExpertiseOverdue,
     events_pb2.ExpertiseClosed,
 )
 
@@ -45,4 +49,5 @@ def create_app(settings: BookingSettings | None = None) -> FastAPI:
         background=[sweeper(*DEFAULT_SWEEPS)],
     )
     install_error_mapping(app)
+    app.state.blob_store = FilesystemBlobStore(Path(settings.attachment_directory))
     return app

@@ -1,10 +1,12 @@
-"""The service's own timers: hold expiry, on-demand widening and expiry."""
+"""The service's own timers: hold expiry, on-demand widening and expiry, overdue
+tele-expertise."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import cast
 
 import structlog
@@ -12,6 +14,7 @@ import structlog
 from maillage_booking.settings import BookingSettings
 from maillage_booking.use_cases.appointments import expire_holds
 from maillage_booking.use_cases.consultations import sweep_consultations
+from maillage_booking.use_cases.expertises import flag_overdue
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_common.runtime import Runtime
 
@@ -21,7 +24,7 @@ Sweep = Callable[[UnitOfWork, BookingSettings], Awaitable[int]]
 
 
 async def _expire_holds(uow: UnitOfWork, settings: BookingSettings) -> int:
-    return await expire_holds(uow)
+    return await expire_holds(uow, hold_ttl=timedelta(seconds=settings.hold_ttl_seconds))
 
 
 def sweeper(*sweeps: Sweep) -> Callable[[Runtime], contextlib.AbstractAsyncContextManager[None]]:
@@ -55,4 +58,8 @@ async def _loop(runtime: Runtime, settings: BookingSettings, sweeps: tuple[Sweep
         await asyncio.sleep(settings.sweep_interval_seconds)
 
 
-DEFAULT_SWEEPS: tuple[Sweep, ...] = (_expire_holds, sweep_consultations)
+async def _flag_overdue_expertises(uow: UnitOfWork, settings: BookingSettings) -> int:
+    return await flag_overdue(uow)
+
+
+DEFAULT_SWEEPS: tuple[Sweep, ...] = (_expire_holds, sweep_consultations, _flag_overdue_expertises)

@@ -20,4 +20,6 @@ class BookingSettings(ServiceSettings):
     ondemand_slot_minutes: int = 15
     sweep_interval_seconds: float = 1.0
     attachment_max_bytes: int = 5_000_000
+    # Where the filesystem blob store keeps attachment bytes (PostgreSQL keeps their metadata).
+    attachment_directory: str = ".maillage/booking-attachments"
     cancel_notice_minutes: int = 0

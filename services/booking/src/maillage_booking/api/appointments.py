@@ -119,7 +119,8 @@ async def reschedule_appointment(
     settings: SettingsDep,
     caller: Booker,
 ) -> dict[str, Any]:
-    """Move to another slot atomically: the old one is freed only if the new one is taken."""
+    """Move to another slot atomically: the old one is freed only if the new one is taken,
+    then offered to the waitlist."""
     return await uc.reschedule(
         uow,
         appointment_id,
@@ -129,6 +130,7 @@ async def reschedule_appointment(
         actor=actor_of(caller),
         notice=timedelta(minutes=settings.cancel_notice_minutes),
         override_notice=Role.RESPONDER in caller.roles,
+        hold_ttl=timedelta(seconds=settings.hold_ttl_seconds),
     )
 
 

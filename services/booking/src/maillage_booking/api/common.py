@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from maillage.common.v1 import types_pb2 as types
+from maillage_booking.db.blob_store import BlobStoreError
 from maillage_booking.domain.errors import DomainError
 from maillage_common.auth import Principal, Role
 from maillage_common.http.problems import Problem, field_error, problem_response
@@ -61,6 +62,19 @@ async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(to_problem(error), request)
 
 
+async def _on_blob_store_error(request: Request, error: Exception) -> JSONResponse:
+    # Not the caller's fault and worth retrying: like a database outage, a 503.
+    problem = Problem(
+        503,
+        "Service unavailable",
+        "attachment storage is unavailable",
+        errors=[field_error("attachment", "storage unavailable")],
+        headers={"Retry-After": "5"},
+    )
+    return problem_response(problem, request)
+
+
 def install_error_mapping(app: FastAPI) -> None:
     """Rule violations raised by use cases become 4xx problem documents naming the field."""
     app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(BlobStoreError, _on_blob_store_error)

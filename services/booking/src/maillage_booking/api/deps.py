@@ -7,6 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from maillage_booking.db import repositories as repo
+from maillage_booking.db.blob_store import BlobStore
 from maillage_booking.domain.identity import IdentityVault
 from maillage_booking.settings import BookingSettings
 from maillage_common.auth import Principal
@@ -15,15 +16,16 @@ from maillage_common.http.dependencies import get_runtime
 from maillage_common.http.problems import Problem
 
 
-def get_settings(request: Request) -> BookingSettings:
+async def get_settings(request: Request) -> BookingSettings:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
     return cast(BookingSettings, get_runtime(request).settings)
 
 
 SettingsDep = Annotated[BookingSettings, Depends(get_settings)]
 
 
-def get_vault(request: Request) -> IdentityVault:
-    settings = get_settings(request)
+async def get_vault(request: Request) -> IdentityVault:
+    settings = cast(BookingSettings, get_runtime(request).settings)
     if not settings.patient_key:
         raise Problem(503, "Service unavailable", "BOOKING_PATIENT_KEY is not configured")
     vault: IdentityVault | None = getattr(request.app.state, "identity_vault", None)
@@ -34,6 +36,14 @@ def get_vault(request: Request) -> IdentityVault:
 
 
 VaultDep = Annotated[IdentityVault, Depends(get_vault)]
+
+
+async def get_blob_store(request: Request) -> BlobStore:
+    store: BlobStore = request.app.state.blob_store
+    return store
+
+
+BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
 
 
 async def responder_id_of(caller: Principal, uow: UnitOfWork) -> str:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Request, Response
 from maillage.booking.v1 import events_pb2 as ev
 from maillage_booking.api.appointments import actor_of
 from maillage_booking.api.common import site_of, site_scope
-from maillage_booking.api.deps import SettingsDep, responder_id_of
+from maillage_booking.api.deps import BlobStoreDep, SettingsDep, responder_id_of
 from maillage_booking.api.schemas import ExpertiseAnswer, ExpertiseCreate, ExpertiseReject
 from maillage_booking.db import repositories as repo
 from maillage_booking.use_cases import expertises as uc
@@ -102,21 +102,19 @@ async def add_attachment(
     request: Request,
     uow: UnitOfWorkDep,
     settings: SettingsDep,
+    store: BlobStoreDep,
     caller: Anyone,
     content_type: Annotated[str, Header()] = "application/octet-stream",
     content_length: Annotated[int | None, Header()] = None,
 ) -> dict[str, Any]:
     """Upload an image (JPEG, PNG) or a PDF as the raw request body."""
-    if content_length is not None and content_length > settings.attachment_max_bytes:
-        raise Problem(
-            413,
-            "Content too large",
-            f"attachments are limited to {settings.attachment_max_bytes} bytes",
-            errors=[field_error("body", "attachment too large")],
-        )
-    data = await request.body()
+    limit = settings.attachment_max_bytes
+    if content_length is not None and content_length > limit:
+        raise _too_large(limit)
+    data = await _body_within(request, limit)
     return await uc.add_attachment(
         uow,
+        store,
         expertise_id,
         site_scope(caller),
         filename=filename,
@@ -126,11 +124,34 @@ async def add_attachment(
     )
 
 
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "Content too large",
+        f"attachments are limited to {limit} bytes",
+        errors=[field_error("body", "attachment too large")],
+    )
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes the limit (a chunked upload states no length)."""
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise _too_large(limit)
+    return bytes(received)
+
+
 @router.get("/{expertise_id}/attachments/{attachment_id}")
 async def get_attachment(
-    expertise_id: uuid.UUID, attachment_id: uuid.UUID, uow: UnitOfWorkDep, caller: Anyone
+    expertise_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    store: BlobStoreDep,
+    caller: Anyone,
 ) -> Response:
     media_type, data = await uc.read_attachment(
-        uow, expertise_id, attachment_id, site_scope(caller)
+        uow, store, expertise_id, attachment_id, site_scope(caller)
     )
     return Response(data, media_type=media_type)

@@ -10,9 +10,12 @@ from pydantic import AwareDatetime
 from maillage_booking.api.common import ActName, act_code
 from maillage_booking.api.deps import responder_id_of
 from maillage_booking.api.schemas import DutyUpdate, ScheduleUpdate, SlotRead
+from maillage_booking.domain.errors import DomainError
+from maillage_booking.domain.geo import MAX_RADIUS_KM, Point
 from maillage_booking.domain.schedule import LocalException, Visibility, WeeklyWindow
 from maillage_booking.use_cases.schedules import (
     DefineSchedule,
+    Nearby,
     define_schedule,
     read_schedule,
     search_free_slots,
@@ -80,8 +83,13 @@ async def free_slots(
     specialty: str | None = None,
     departement: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    near_lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    near_lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    near_site: str | None = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=MAX_RADIUS_KM)] = None,
 ) -> list[SlotRead]:
-    """Free slots by specialty, act, département and date range, earliest first."""
+    """Free slots by specialty, act, département or distance (`radius_km` around
+    `near_lat`/`near_lon` or around the site `near_site`), and date range, earliest first."""
     visible = {Visibility.PUBLIC}
     if caller.has_any(frozenset({Role.NURSE, Role.RESPONDER, Role.COORDINATOR, Role.SERVICE})):
         visible.add(Visibility.PROFESSIONALS)
@@ -96,13 +104,37 @@ async def free_slots(
         to=end,
         limit=limit,
         visible=frozenset(visible),
+        near=_nearby(near_lat, near_lon, near_site, radius_km),
     )
     return [
         SlotRead(
-            responder_id=s.responder_id, specialty_codes=s.specialty_codes, start=s.start, end=s.end
+            responder_id=s.responder_id,
+            specialty_codes=s.specialty_codes,
+            start=s.start,
+            end=s.end,
+            distance_km=None if s.distance_km is None else round(s.distance_km, 2),
         )
         for s in found
     ]
+
+
+def _nearby(
+    lat: float | None, lon: float | None, site_id: str | None, radius_km: float | None
+) -> Nearby | None:
+    """The distance filter, when asked for: a radius and exactly one origin."""
+    has_point = lat is not None or lon is not None
+    if radius_km is None:
+        if has_point or site_id:
+            raise DomainError("radius_km", "a distance search needs radius_km")
+        return None
+    if has_point and site_id:
+        raise DomainError("near_site", "give either near_site or near_lat/near_lon, not both")
+    if site_id:
+        return Nearby(radius_km, site_id=site_id)
+    if lat is None or lon is None:
+        field = "near_lat" if lat is None else "near_lon"
+        raise DomainError(field, "a distance search needs near_lat and near_lon, or near_site")
+    return Nearby(radius_km, point=Point(lat, lon))
 
 
 @router.put("/responders/me/duty")

@@ -43,6 +43,8 @@ class SlotRead(BaseModel):
     specialty_codes: list[str]
     start: AwareDatetime
     end: AwareDatetime
+    # Set when the search was by distance: to the responder's nearest practice location.
+    distance_km: float | None = None
 
 
 class AppointmentCreate(BaseModel):

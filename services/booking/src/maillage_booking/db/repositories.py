@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maillage_booking.db.tables import (
     appointments,
+    expertises,
     idempotency_keys,
     kiosks,
     responders,
@@ -88,18 +89,41 @@ async def set_on_duty(session: AsyncSession, responder_id: str, on_duty: bool) -
 
 _BOOKING_CONTEXT = text(
     """SELECT r.id AS responder_id, r.active AS responder_active, r.specialty_codes,
-              s.time_zone, s.rules, st.departement, st.active AS site_active
+              s.time_zone, s.rules, st.departement, st.active AS site_active,
+              k.site_id AS cabin_site_id, k.active AS cabin_active,
+              (SELECT count(*) FROM (
+                   SELECT pg_advisory_xact_lock(hashtextextended(u.key, 0))
+                   FROM unnest(CAST(:lock_keys AS text[])) WITH ORDINALITY AS u(key, n)
+                   ORDER BY u.n) AS queued) AS queued
        FROM (SELECT 1) AS one
        LEFT JOIN responders r ON r.id = :responder_id
        LEFT JOIN schedules s ON s.responder_id = :responder_id
-       LEFT JOIN sites st ON st.id = :site_id"""
+       LEFT JOIN sites st ON st.id = :site_id
+       LEFT JOIN kiosks k ON k.id = :resource_id"""
 )
 
 
-async def booking_context(session: AsyncSession, responder_id: str, site_id: str) -> Row[Any]:
-    """Responder, schedule and site in one round trip (the hot path of every booking)."""
+def lock_keys(responder_id: str, resource_id: str | None) -> list[str]:
+    """The queueing locks of a booking, sorted so that two resources are always locked in
+    the same order (see `queue_for_resources`)."""
+    keys = {f"booking:{responder_id}"} | ({f"booking:{resource_id}"} if resource_id else set())
+    return sorted(keys)
+
+
+async def booking_context(
+    session: AsyncSession, responder_id: str, site_id: str, resource_id: str | None
+) -> Row[Any]:
+    """Responder, schedule, site and cabin in one round trip (the hot path of every booking),
+    which also queues the booking behind others of the same responder/cabin (the advisory
+    locks of `queue_for_resources`, held until the transaction ends)."""
     result = await session.execute(
-        _BOOKING_CONTEXT, {"responder_id": responder_id, "site_id": site_id}
+        _BOOKING_CONTEXT,
+        {
+            "responder_id": responder_id,
+            "site_id": site_id,
+            "resource_id": resource_id,
+            "lock_keys": lock_keys(responder_id, resource_id),
+        },
     )
     row: Row[Any] = result.one()
     return row
@@ -132,7 +156,13 @@ async def schedules_for_search(
     session: AsyncSession, specialty: str | None, act: int, departement: str | None
 ) -> list[Row[Any]]:
     query = (
-        select(schedules, responders.c.specialty_codes, responders.c.departements)
+        select(
+            schedules,
+            responders.c.specialty_codes,
+            responders.c.departements,
+            responders.c.latitudes,
+            responders.c.longitudes,
+        )
         .join(responders, responders.c.id == schedules.c.responder_id)
         .where(responders.c.active, responders.c.acts.contains([act]))
     )
@@ -161,6 +191,9 @@ async def taken_ranges(
     return rows
 
 
+_QUEUE = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
 async def queue_for_resources(session: AsyncSession, keys: Sequence[str]) -> None:
     """Make bookers of the same responder/cabin wait their turn (transaction advisory locks).
 
@@ -170,9 +203,7 @@ async def queue_for_resources(session: AsyncSession, keys: Sequence[str]) -> Non
     Sorted so that two resources are always locked in the same order.
     """
     for key in sorted(set(keys)):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"booking:{key}"}
-        )
+        await session.execute(_QUEUE, {"k": f"booking:{key}"})
 
 
 # --- appointments ----------------------------------------------------------------------------
@@ -214,6 +245,22 @@ async def release_expired_holds(
     )
     rows: list[Row[Any]] = list((await session.execute(statement)).all())
     return rows
+
+
+# Built once: constructing a statement per call (and its cache key) costs more Python time
+# than the round trip it makes.
+_INSERT_APPOINTMENT_IF_FREE = (
+    pg_insert(appointments).on_conflict_do_nothing().returning(*appointments.c)
+)
+
+
+async def insert_appointment_if_free(
+    session: AsyncSession, values: dict[str, Any]
+) -> Row[Any] | None:
+    """The new row, or None when an exclusion constraint refused it (ON CONFLICT DO NOTHING
+    also arbitrates exclusion constraints): no error, so the transaction stays usable."""
+    row: Row[Any] | None = (await session.execute(_INSERT_APPOINTMENT_IF_FREE, values)).first()
+    return row
 
 
 async def insert_appointment(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
@@ -263,14 +310,15 @@ async def update_appointment(
 
 
 async def responder_busy(
-    session: AsyncSession, responder_ids: Sequence[str], now: datetime
+    session: AsyncSession, responder_ids: Sequence[str], start: datetime, end: datetime
 ) -> set[str]:
+    """Responders holding a blocking appointment that overlaps [start, end)."""
     query = select(appointments.c.responder_id).where(
         appointments.c.responder_id.in_(responder_ids),
         appointments.c.blocking,
         appointments.c.status.in_(["booked", "held"]),
-        appointments.c.start_at <= now,
-        appointments.c.block_end > now,
+        appointments.c.start_at < end,
+        appointments.c.block_end > start,
     )
     return set((await session.execute(query)).scalars())
 
@@ -286,6 +334,36 @@ async def overlapping_blocking_pairs(session: AsyncSession) -> int:
         )
     )
     return int(result.scalar_one())
+
+
+# --- tele-expertise ---------------------------------------------------------------------------
+
+_WAITING_EXPERTISE = ("requested", "accepted")
+
+
+async def mark_overdue_expertises(
+    session: AsyncSession, now: datetime, *, limit: int
+) -> list[Row[Any]]:
+    """Mark requests still waiting past their due time (each once: `overdue_at` was null)."""
+    conditions = [
+        expertises.c.overdue_at.is_(None),
+        expertises.c.status.in_(_WAITING_EXPERTISE),
+        expertises.c.due_at <= now,
+    ]
+    candidates = (
+        select(expertises.c.id)
+        .where(*conditions)
+        .order_by(expertises.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(expertises)
+        .where(expertises.c.id.in_(candidates.scalar_subquery()), *conditions)
+        .values(overdue_at=now)
+        .returning(expertises)
+    )
+    return list((await session.execute(statement)).all())
 
 
 # --- idempotency -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     Integer,
     LargeBinary,
     Table,
@@ -35,6 +36,9 @@ responders = Table(
     Column("version", BigInteger, nullable=False),
     Column("on_duty", Boolean, nullable=False),
     _ts("last_offered_at"),
+    # One entry per practice location with coordinates (WGS 84, parallel arrays).
+    Column("latitudes", ARRAY(Double), nullable=False, server_default="{}"),
+    Column("longitudes", ARRAY(Double), nullable=False, server_default="{}"),
 )
 
 sites = Table(
@@ -45,6 +49,8 @@ sites = Table(
     Column("departement", Text, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Column("latitude", Double),
+    Column("longitude", Double),
 )
 
 kiosks = Table(
@@ -159,6 +165,9 @@ expertises = Table(
     Column("reject_reason", Integer),
     _ts("closed_at"),
     Column("outcome", Integer),
+    _ts("due_at", False),
+    # Set once by the overdue sweep, in the transaction that records ExpertiseOverdue.
+    _ts("overdue_at"),
 )
 
 attachments = Table(
@@ -169,7 +178,9 @@ attachments = Table(
     Column("filename", Text, nullable=False),
     Column("content_type", Text, nullable=False),
     Column("size", Integer, nullable=False),
-    Column("data", LargeBinary, nullable=False),
+    # Content address in the blob store (hex SHA-256); rows from before the store keep `data`.
+    Column("sha256", Text),
+    Column("data", LargeBinary),
     _ts("created_at", False),
 )
 

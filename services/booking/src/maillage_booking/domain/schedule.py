@@ -10,6 +10,7 @@ Slots are stepped in absolute time, so every slot lasts exactly its length.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -107,7 +108,10 @@ def resolve_local(
     return local.replace(tzinfo=zone, fold=1 if end and is_ambiguous(local, zone) else 0)
 
 
+@functools.lru_cache(maxsize=8192)
 def _window_bound(day: date, at: time, zone: ZoneInfo, *, end: bool) -> datetime:
+    # Cached: pure, and the same few windows of the same days recur in every booking and
+    # search, while resolving DST costs several zone conversions each time.
     local = datetime.combine(day, at)
     if is_nonexistent(local, zone):
         # fold=0 of a gap time maps past the gap: the first wall time that exists after it.
@@ -118,8 +122,10 @@ def _window_bound(day: date, at: time, zone: ZoneInfo, *, end: bool) -> datetime
 
 def _open_periods(schedule: Schedule, frm: datetime, to: datetime) -> list[Period]:
     zone = schedule.zone
+    # A window may run past midnight, so the day before `frm` counts; a window of a local day
+    # after `to`'s starts after `to` and cannot hold a slot of [frm, to).
     first = frm.astimezone(zone).date() - timedelta(days=1)
-    last = to.astimezone(zone).date() + timedelta(days=1)
+    last = to.astimezone(zone).date()
     periods: list[Period] = []
     day = first
     while day <= last:

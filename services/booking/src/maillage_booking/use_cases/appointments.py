@@ -97,12 +97,14 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
             )
             if earlier is not None:
                 return Outcome(earlier.status, earlier.body)
-        context = await repo.booking_context(session, command.responder_id, command.site_id)
+        context = await repo.booking_context(
+            session, command.responder_id, command.site_id, command.resource_id
+        )
         if context.responder_id is None or not context.responder_active:
             raise DomainError("responder_id", "unknown or inactive responder")
         if context.departement is None or not context.site_active:
             raise DomainError("site_id", "unknown or inactive site")
-        await _check_resource(session, command)
+        _check_cabin(command, context)
         specialty = _specialty(context, command.specialty_code)
         if context.rules is None:
             raise DomainError("responder_id", "the responder has no schedule")
@@ -110,11 +112,9 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
         end = command.end or command.start + schedule.slot_length(command.act)
         check_bookable(schedule, command.act, command.start, end, now)
         block_end = end + timedelta(minutes=schedule.buffer_minutes)
-        await _release_in_the_way(
-            uow, now, command.responder_id, command.resource_id, command.start, block_end
-        )
-        row = await _insert(
+        row = await _insert_releasing_lapsed_holds(
             uow,
+            now,
             {
                 "id": uuid.uuid4(),
                 "site_id": command.site_id,
@@ -132,9 +132,13 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
                 "block_end": block_end,
                 "held_until": now + hold_ttl if command.hold else None,
                 "blocking": True,
+                "consultation_id": None,
                 "created_by": command.created_by,
                 "created_at": now,
                 "updated_at": now,
+                "outcome_by": None,
+                "session_id": None,
+                "cancel_reason": None,
             },
         )
         if command.hold:
@@ -159,13 +163,42 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
     return outcome
 
 
-async def _check_resource(session: Any, command: BookSlot) -> None:
+def _check_cabin(command: BookSlot, context: Row[Any]) -> None:
     if command.assistance == types.ASSISTANCE_ASSISTED and not command.resource_id:
         raise DomainError("resource_id", "an assisted teleconsultation needs a cabin")
-    if command.resource_id:
-        cabin = await repo.kiosk(session, command.resource_id)
-        if cabin is None or not cabin.active or cabin.site_id != command.site_id:
-            raise DomainError("resource_id", "unknown cabin for this site")
+    if command.resource_id and (
+        not context.cabin_active or context.cabin_site_id != command.site_id
+    ):
+        raise DomainError("resource_id", "unknown cabin for this site")
+
+
+async def _insert_releasing_lapsed_holds(
+    uow: UnitOfWork, now: datetime, values: dict[str, Any]
+) -> Row[Any]:
+    """Insert a new blocking row (the caller holds the queueing locks). Lapsed holds in the
+    way are released only when the database refused the row: the common case costs one
+    statement, and a refusal that remains is a conflict."""
+    row = await repo.insert_appointment_if_free(uow.session, values)
+    if row is not None:
+        return row
+    released = await repo.release_expired_holds(
+        uow.session,
+        now,
+        responder_id=values["responder_id"],
+        resource_id=values["resource_id"],
+        start=values["start_at"],
+        end=values["block_end"],
+    )
+    for lapsed in released:
+        await record_hold_expired(uow, lapsed, now)
+    if not released and values["resource_id"] is None:
+        # Nothing lapsed was in the way: a live booking of the responder refused the row
+        # (the only constraint that applies without a cabin). No statement more: losers of a
+        # hot-slot race hold the queue for as little as possible.
+        BOOKING_CONFLICTS.inc()
+        raise ConflictError("start", "the responder is already booked at that time")
+    # Inserted again without the arbiter, so that a remaining conflict names its constraint.
+    return await _insert(uow, values)
 
 
 def _specialty(responder: Row[Any], wanted: str | None) -> str:
@@ -320,9 +353,11 @@ async def reschedule(
     actor: ev.Actor.ValueType,
     notice: timedelta,
     override_notice: bool,
+    hold_ttl: timedelta = timedelta(minutes=5),
 ) -> dict[str, Any]:
     """Move an appointment in one transaction: the old time is released only if the new one
-    is taken (the row is updated in place under the exclusion constraints)."""
+    is taken (the row is updated in place under the exclusion constraints), and is then
+    offered to the waitlist like a cancelled one."""
     now = utcnow()
     async with uow:
         row = await _load_scoped(uow, appointment_id, site_id)
@@ -365,6 +400,7 @@ async def reschedule(
             ),
             subject=str(row.id),
         )
+        await offer_released_slot(uow, row, hold_ttl)
         await uow.commit()
     APPOINTMENTS.labels("rescheduled").inc()
     return appointment_view(updated)
@@ -429,12 +465,16 @@ async def record_outcome_by_person(
     return appointment_view(updated)
 
 
-async def expire_holds(uow: UnitOfWork, batch: int = 200) -> int:
-    """Release holds past their TTL and tell everyone (run by the background sweeper)."""
+async def expire_holds(
+    uow: UnitOfWork, batch: int = 200, hold_ttl: timedelta = timedelta(minutes=5)
+) -> int:
+    """Release holds past their TTL, tell everyone and offer the freed slots to the waitlist
+    (run by the background sweeper)."""
     now = utcnow()
     async with uow:
         released = await repo.release_expired_holds(uow.session, now, limit=batch)
         for row in released:
             await record_hold_expired(uow, row, now)
+            await offer_released_slot(uow, row, hold_ttl)
         await uow.commit()
     return len(released)

@@ -133,7 +133,10 @@ async def _dispatch(
     now = utcnow()
     already = await crepo.offered_to(uow.session, row.id)
     rows = await crepo.on_duty_candidates(uow.session, row.specialty_code, row.act, already)
-    busy = await repo.responder_busy(uow.session, [r.id for r in rows], now)
+    # Busy means busy during the call an accept would book, not only at this instant: a
+    # responder whose scheduled call starts in five minutes would only answer with a 409.
+    call_end = now + timedelta(minutes=settings.ondemand_slot_minutes)
+    busy = await repo.responder_busy(uow.session, [r.id for r in rows], now, call_end)
     candidates = [
         Candidate(r.id, tuple(r.departements), r.last_offered_at) for r in rows if r.id not in busy
     ]

@@ -10,6 +10,7 @@ from maillage_common.db.unit_of_work import UnitOfWork
 
 async def apply_professional(uow: UnitOfWork, event: directory.ProfessionalChanged) -> bool:
     p = event.professional
+    located = [loc for loc in p.practice_locations if loc.HasField("location")]
     return await repo.upsert_versioned(
         uow.session,
         responders,
@@ -22,6 +23,8 @@ async def apply_professional(uow: UnitOfWork, event: directory.ProfessionalChang
             "active": p.active,
             "version": event.version,
             "on_duty": False,
+            "latitudes": [loc.location.latitude for loc in located],
+            "longitudes": [loc.location.longitude for loc in located],
         },
         insert_only=("on_duty",),
     )
@@ -38,6 +41,8 @@ async def apply_site(uow: UnitOfWork, event: directory.SiteChanged) -> bool:
             "departement": s.departement,
             "active": s.active,
             "version": event.version,
+            "latitude": s.location.latitude if s.HasField("location") else None,
+            "longitude": s.location.longitude if s.HasField("location") else None,
         },
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy import Row, insert, select, update
 from maillage.booking.v1 import events_pb2 as ev
 from maillage.common.v1 import types_pb2 as types
 from maillage_booking.db import repositories as repo
+from maillage_booking.db.blob_store import BlobStore
 from maillage_booking.db.tables import attachments, expertises
 from maillage_booking.domain.errors import DomainError, NotFoundError
 from maillage_booking.domain.expertise import (
@@ -59,7 +60,6 @@ def _context(row: Row[Any]) -> dict[str, Any]:
 
 
 def expertise_view(row: Row[Any]) -> dict[str, Any]:
-    delay = timedelta(seconds=row.delay_seconds)
     return {
         "id": str(row.id),
         "status": row.status,
@@ -72,10 +72,13 @@ def expertise_view(row: Row[Any]) -> dict[str, Any]:
         "question": row.question,
         "clinical_context": row.clinical_context,
         "requested_at": row.requested_at.isoformat(),
-        "due_at": (row.requested_at + delay).isoformat(),
-        "overdue": is_overdue(ExpertiseStatus(row.status), row.requested_at, delay, utcnow()),
+        "due_at": row.due_at.isoformat(),
+        "overdue": is_overdue(
+            ExpertiseStatus(row.status), row.requested_at, row.due_at - row.requested_at, utcnow()
+        ),
         "report": row.report,
         "reject_reason": row.reject_reason,
+        "overdue_at": row.overdue_at.isoformat() if row.overdue_at else None,
     }
 
 
@@ -109,6 +112,7 @@ async def request_expertise(uow: UnitOfWork, command: RequestExpertise) -> dict[
                     status=ExpertiseStatus.REQUESTED.value,
                     requested_at=now,
                     delay_seconds=int(command.response_delay.total_seconds()),
+                    due_at=now + command.response_delay,
                 )
                 .returning(expertises)
             )
@@ -208,8 +212,32 @@ def _effect(
     )
 
 
+async def flag_overdue(uow: UnitOfWork, batch: int = 200) -> int:
+    """Record `ExpertiseOverdue` for requests still waiting past their delay: exactly once per
+    request, because the mark (`overdue_at`) and the event commit in one transaction and the
+    claim skips rows another sweeper (replica) holds. Run by the background sweeper."""
+    now = utcnow()
+    async with uow:
+        flagged = await repo.mark_overdue_expertises(uow.session, now, limit=batch)
+        for row in flagged:
+            await uow.record(
+                ev.ExpertiseOverdue(
+                    **_context(row),
+                    due_at=ts(row.due_at),
+                    detected_at=ts(now),
+                    accepted=row.status == ExpertiseStatus.ACCEPTED,
+                ),
+                subject=str(row.id),
+            )
+        await uow.commit()
+    if flagged:
+        EXPERTISES.labels("overdue").inc(len(flagged))
+    return len(flagged)
+
+
 async def add_attachment(
     uow: UnitOfWork,
+    store: BlobStore,
     expertise_id: uuid.UUID,
     site_id: str | None,
     *,
@@ -218,12 +246,16 @@ async def add_attachment(
     data: bytes,
     max_bytes: int,
 ) -> dict[str, Any]:
-    """Store an image or PDF with the case (in PostgreSQL, never in an event)."""
+    """Store an image or PDF with the case: the bytes in the blob store (never in an event nor
+    in PostgreSQL), the metadata and checksum in PostgreSQL. The blob is written before the
+    row, in the row's transaction: a failed write leaves no record; a failed commit leaves at
+    most an unreferenced blob (content-addressed, harmless)."""
     check_attachment(content_type, data, max_bytes)
     async with uow:
         row = await _load(uow, expertise_id, site_id)
         if row.status == ExpertiseStatus.CLOSED:
             raise DomainError("expertise_id", "the tele-expertise is closed")
+        digest = await store.put(data)
         attachment_id = uuid.uuid4()
         await uow.session.execute(
             insert(attachments).values(
@@ -232,7 +264,7 @@ async def add_attachment(
                 filename=filename,
                 content_type=content_type,
                 size=len(data),
-                data=data,
+                sha256=digest,
                 created_at=utcnow(),
             )
         )
@@ -242,21 +274,28 @@ async def add_attachment(
         "filename": filename,
         "content_type": content_type,
         "size": len(data),
+        "sha256": digest,
     }
 
 
 async def read_attachment(
-    uow: UnitOfWork, expertise_id: uuid.UUID, attachment_id: uuid.UUID, site_id: str | None
+    uow: UnitOfWork,
+    store: BlobStore,
+    expertise_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    site_id: str | None,
 ) -> tuple[str, bytes]:
     async with uow:
         await _load(uow, expertise_id, site_id)
         row = (
             await uow.session.execute(
-                select(attachments.c.content_type, attachments.c.data).where(
+                select(attachments.c.content_type, attachments.c.sha256, attachments.c.data).where(
                     attachments.c.id == attachment_id, attachments.c.expertise_id == expertise_id
                 )
             )
         ).first()
     if row is None:
         raise NotFoundError("attachment_id", "no such attachment")
-    return str(row.content_type), bytes(row.data)
+    if row.sha256 is None:  # stored in PostgreSQL before the blob store existed
+        return str(row.content_type), bytes(row.data)
+    return str(row.content_type), await store.get(row.sha256)

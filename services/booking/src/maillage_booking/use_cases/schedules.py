@@ -8,6 +8,7 @@ from typing import Any
 
 from maillage_booking.db import repositories as repo
 from maillage_booking.domain.errors import DomainError, NotFoundError
+from maillage_booking.domain.geo import Point, nearest_km
 from maillage_booking.domain.schedule import (
     LocalException,
     Period,
@@ -75,6 +76,27 @@ class FreeSlot:
     specialty_codes: list[str]
     start: datetime
     end: datetime
+    distance_km: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nearby:
+    """Within `radius_km` of a point, or of a site's location (from the directory)."""
+
+    radius_km: float
+    point: Point | None = None
+    site_id: str | None = None
+
+
+async def _origin(uow: UnitOfWork, near: Nearby) -> Point:
+    if near.point is not None:
+        return near.point
+    site = await repo.site(uow.session, near.site_id or "")
+    if site is None:
+        raise DomainError("near_site", "unknown site")
+    if site.latitude is None or site.longitude is None:
+        raise DomainError("near_site", "the directory has no location for this site")
+    return Point(site.latitude, site.longitude)
 
 
 async def search_free_slots(
@@ -87,8 +109,10 @@ async def search_free_slots(
     to: datetime,
     limit: int,
     visible: frozenset[Visibility],
+    near: Nearby | None = None,
 ) -> list[FreeSlot]:
-    """Free slots of every matching responder, earliest first (the SAS ranking)."""
+    """Free slots of every matching responder, earliest first (the SAS ranking); by distance,
+    only responders with a practice location within the radius, ties nearest first."""
     require_aware(frm, "from")
     require_aware(to, "to")
     if to <= frm:
@@ -96,7 +120,15 @@ async def search_free_slots(
     to = min(to, frm + timedelta(days=MAX_SEARCH_DAYS))
     now = utcnow()
     async with uow:
+        origin = await _origin(uow, near) if near is not None else None
         rows = await repo.schedules_for_search(uow.session, specialty, act, departement)
+        distances: dict[str, float] = {}
+        if near is not None and origin is not None:
+            for row in rows:
+                km = nearest_km(origin, row.latitudes, row.longitudes)
+                if km is not None and km <= near.radius_km:
+                    distances[row.responder_id] = km
+            rows = [row for row in rows if row.responder_id in distances]
         taken_rows = await repo.taken_ranges(
             uow.session, [r.responder_id for r in rows], frm, to, now
         )
@@ -110,9 +142,15 @@ async def search_free_slots(
             continue
         for slot in free_slots(schedule, act, frm, to, now, taken.get(row.responder_id, [])):
             found.append(
-                FreeSlot(row.responder_id, list(row.specialty_codes), slot.start, slot.end)
+                FreeSlot(
+                    row.responder_id,
+                    list(row.specialty_codes),
+                    slot.start,
+                    slot.end,
+                    distances.get(row.responder_id),
+                )
             )
-    found.sort(key=lambda s: (s.start, s.responder_id))
+    found.sort(key=lambda s: (s.start, s.distance_km or 0.0, s.responder_id))
     return found[:limit]
 
 
