@@ -121,6 +121,13 @@ async def test_booked_appointment_schedules_and_cancellation_revokes(
         assert await _sessions_of(svc.app, appointment) == 1
         sid = str(session.session_id)
         kiosk = svc.auth("kiosk", subject="k1", site_id="site-b")
+        # The site's kiosk finds the session of its appointment; another site's cannot.
+        lookup = {"appointment_id": appointment}
+        found = await svc.client.get("/v1/sessions", params=lookup, headers=kiosk)
+        assert (found.status_code, found.json()["session_id"]) == (200, sid)
+        stranger = svc.auth("kiosk", subject="k9", site_id="site-z")
+        hidden = await svc.client.get("/v1/sessions", params=lookup, headers=stranger)
+        assert hidden.status_code == 404
         granted = await svc.client.post(f"/v1/sessions/{sid}/join-token", headers=kiosk)
         assert granted.status_code == 200
         token = granted.json()
@@ -134,6 +141,8 @@ async def test_booked_appointment_schedules_and_cancellation_revokes(
                 await asyncio.sleep(0.2)
         refused = await svc.client.post(f"/v1/sessions/{sid}/join-token", headers=kiosk)
         assert refused.status_code == 409
+        revoked = await svc.client.get("/v1/sessions", params=lookup, headers=kiosk)
+        assert revoked.status_code == 404
         # The token issued before the cancellation no longer opens the room.
         async with connect(svc.ws_url(token)) as ws:
             client = Client(ws)

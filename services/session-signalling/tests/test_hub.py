@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maillage_session_signalling.domain.lifecycle import Role
-from maillage_session_signalling.signalling.hub import Connection, Hub
+from maillage_session_signalling.signalling.hub import Connection, Frame, Hub
 from maillage_session_signalling.signalling.tokens import JoinGrant
 
 
@@ -27,9 +27,9 @@ class FakeTransport:
 
 class FakeFabric:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.sent: list[tuple[str, str, Frame]] = []
 
-    def send(self, room_id: str, to: str, frame: dict[str, Any], exclude: str | None) -> bool:
+    def send(self, room_id: str, to: str, frame: Frame, exclude: str | None) -> bool:
         self.sent.append((room_id, to, frame))
         return True
 
@@ -85,12 +85,52 @@ async def test_frames_stay_in_their_room_and_unknown_targets_go_to_the_fabric() 
     here, there = FakeTransport(), FakeTransport()
     hub.attach(Connection(grant("a", room="r1"), here))
     hub.attach(Connection(grant("b", room="r2"), there))
-    hub.broadcast("r1", {"type": "chat", "text": "hi"})
+    hub.broadcast("r1", {"type": "peer_joined", "participant_id": "a", "role": "patient"})
     assert hub.deliver("r1", "elsewhere", {"type": "offer"})
     await _flush()
-    assert here.sent == [{"type": "chat", "text": "hi"}]
+    assert here.sent == [{"type": "peer_joined", "participant_id": "a", "role": "patient"}]
     assert there.sent == []
     assert [(room, to) for room, to, _ in fabric.sent] == [("r1", "*"), ("r1", "elsewhere")]
+    await hub.close_all()
+
+
+async def test_chat_crosses_replicas_only_when_a_member_is_elsewhere() -> None:
+    fabric = FakeFabric()
+    hub = Hub(rejoin_window=60, on_gone=lambda g: asyncio.sleep(0), fabric=fabric)
+    hub.attach(Connection(grant("kiosk", room="r"), FakeTransport()))
+    hub.broadcast("r", {"type": "chat", "text": "alone"})
+    assert fabric.sent == []
+    # A member joining elsewhere is told who is here (it may have started after us) ...
+    hub.receive(
+        "r", "*", None, {"type": "peer_joined", "participant_id": "doc", "role": "responder"}
+    )
+    assert fabric.sent == [("r", "*", {"type": "_presence", "members": {"kiosk": "patient"}})]
+    # ... and from then on the room's chat crosses.
+    hub.broadcast("r", {"type": "chat", "text": "together"})
+    assert fabric.sent[-1] == ("r", "*", {"type": "chat", "text": "together"})
+    await hub.close_all()
+
+
+async def test_presence_from_another_replica_is_learnt_not_delivered() -> None:
+    hub = Hub(rejoin_window=60, on_gone=lambda g: asyncio.sleep(0))
+    local = FakeTransport()
+    hub.attach(Connection(grant("doc", Role.RESPONDER, room="r"), local))
+    hub.receive("r", "*", None, {"type": "_presence", "members": {"kiosk": "patient"}})
+    assert hub.everyone("r") == {"doc": "responder", "kiosk": "patient"}
+    await _flush()
+    assert local.sent == []
+    await hub.close_all()
+
+
+async def test_a_removed_participant_has_no_rejoin_slot() -> None:
+    hub = Hub(rejoin_window=60, on_gone=lambda g: asyncio.sleep(0))
+    invitee = Connection(grant("specialist", Role.SPECIALIST), FakeTransport())
+    hub.attach(invitee)
+    assert hub.remove("room-1", "specialist") is invitee
+    assert not hub.detach(invitee, graceful=False)  # its closing records nothing more
+    assert hub.everyone("room-1") == {}
+    assert hub.holding("room-1") == 0  # no rejoin slot, so nothing will expire either
+    await invitee.close(4003, "removed")
     await hub.close_all()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -42,7 +43,10 @@ def test_malformed_unknown_spoofed_or_future_frames_are_rejected(frame: str) -> 
 
 def test_relayed_frames_carry_the_derived_sender_and_drop_the_target() -> None:
     message = p.Answer(type="answer", to="bob", sdp="v=0")
-    assert p.relayed(message, "alice") == {"v": 1, "type": "answer", "sdp": "v=0", "from": "alice"}
+    relayed = json.loads(p.relayed(message, "alice"))
+    assert relayed == {"v": 1, "type": "answer", "sdp": "v=0", "from": "alice"}
+    # A sender id is JSON-escaped, never spliced raw.
+    assert json.loads(p.relayed(message, 'a"b'))["from"] == 'a"b'
 
 
 def test_json_schema_covers_every_message_type() -> None:

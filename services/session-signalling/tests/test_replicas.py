@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -36,6 +37,7 @@ async def second_replica(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[s
         sys.executable,
         *("-m", "uvicorn", "maillage_session_signalling.app:create_app", "--factory"),
         *("--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio"),
+        *("--ws-per-message-deflate", "false"),
         *("--log-level", "warning"),
     ]
     process = await asyncio.create_subprocess_exec(
@@ -104,6 +106,18 @@ async def test_participants_on_two_replicas_reach_each_other(
         assert (await doctor_ws.expect("answer"))["from"] == kiosk_id
         await kiosk.send({"type": "chat", "text": "bonjour"})
         assert (await doctor_ws.expect("chat"))["text"] == "bonjour"
+
+        # Over PostgreSQL's 8000-byte NOTIFY limit: stored, referenced, fetched, in order.
+        photo = base64.b64encode(secrets.token_bytes(24_000)).decode()
+        attachment = {"name": "plaie.jpg", "media_type": "image/jpeg", "data": photo}
+        await kiosk.send({"type": "chat", "text": "la photo", "attachment": attachment})
+        await kiosk.send({"type": "chat", "text": "après la photo"})
+        big = await doctor_ws.expect("chat")
+        assert (big["text"], big["from"]) == ("la photo", kiosk_id)
+        assert big["attachment"]["data"] == photo
+        assert (await doctor_ws.expect("chat"))["text"] == "après la photo"
+        await doctor_ws.send({"type": "chat", "text": "reçue", "attachment": attachment})
+        assert (await kiosk.expect("chat"))["attachment"]["data"] == photo
 
         await doctor_ws.send({"type": "bye"})
         await kiosk.expect("bye")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -66,6 +67,10 @@ def create_app(settings: SessionSignallingSettings | None = None) -> FastAPI:
         units.runtime = runtime
         if fabric is not None:
             await fabric.start()
+        # The startup heap (FastAPI, pydantic, aiortc, av: ~10^6 objects) never dies: out of
+        # the collector's reach, full collections stop pausing every room for tens of ms.
+        gc.collect()
+        gc.freeze()
         scanner = asyncio.create_task(_scan_no_shows(server, settings), name="noshow-scan")
         try:
             yield
@@ -101,7 +106,7 @@ def _fabric(settings: SessionSignallingSettings) -> PostgresFabric | None:
         return None
     dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     # NOTIFY is database-wide: one channel per schema keeps deployments sharing it apart.
-    return PostgresFabric(dsn, f"signalling_{settings.owned_schema}"[:63])
+    return PostgresFabric(dsn, f"signalling_{settings.owned_schema}"[:63], settings.owned_schema)
 
 
 async def _scan_no_shows(server: SignallingServer, settings: SessionSignallingSettings) -> None:

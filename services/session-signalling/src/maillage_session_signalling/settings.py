@@ -53,3 +53,5 @@ class SessionSignallingSettings(ServiceSettings):
     flood_rate_per_second: float = 50.0
     flood_burst: float = 200.0
     max_participants: int = 4
+    # Specialists and interpreters invited into one session at a time (within the 4 above).
+    max_invitees: int = 2

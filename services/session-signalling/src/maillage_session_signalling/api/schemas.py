@@ -106,3 +106,29 @@ class PreflightVerdictRead(BaseModel):
 
 def ice(servers: list[dict[str, Any]]) -> list[IceServer]:
     return [IceServer(**server) for server in servers]
+
+
+class InvitationCreate(BaseModel):
+    """Invite a specialist (directory professional id) or an interpreter (their reference)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["specialist", "interpreter"]
+    invitee_id: _Id
+
+
+class InvitationRead(BaseModel):
+    invitation_id: uuid.UUID
+    session_id: uuid.UUID
+    participant_id: str
+    role: str
+    invitee_id: str
+    invited_by: str
+    invited_at: datetime
+    revoked_by: str | None
+    revoked_at: datetime | None
+
+
+class InvitationIssued(InvitationRead):
+    """The invitation and the invitee's join credential (hand it to them)."""
+
+    join: JoinTokenRead

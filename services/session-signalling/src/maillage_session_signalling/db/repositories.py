@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maillage_session_signalling.db.tables import PARTICIPANTS, SESSIONS
+from maillage_session_signalling.db.tables import INVITATIONS, PARTICIPANTS, SESSIONS
+from maillage_session_signalling.domain.invitation import Invitation
 from maillage_session_signalling.domain.lifecycle import (
     EndedBy,
     Lifecycle,
@@ -120,6 +121,78 @@ class SessionRepository:
             .order_by(PARTICIPANTS.c.joined_at)
         )
         return [dict(row) for row in (await self._db.execute(query)).mappings()]
+
+    async def present(self, session_id: uuid.UUID, participant_id: str) -> bool:
+        """Joined and not (yet) recorded as gone."""
+        query = select(PARTICIPANTS.c.participant_id).where(
+            PARTICIPANTS.c.session_id == session_id,
+            PARTICIPANTS.c.participant_id == participant_id,
+            PARTICIPANTS.c.left_at.is_(None),
+        )
+        return (await self._db.execute(query)).first() is not None
+
+    async def add_invitation(self, invitation: Invitation) -> None:
+        await self._db.execute(insert(INVITATIONS).values(**_invitation_row(invitation)))
+
+    async def save_invitation(self, invitation: Invitation) -> None:
+        await self._db.execute(
+            update(INVITATIONS)
+            .where(INVITATIONS.c.invitation_id == invitation.invitation_id)
+            .values(revoked_by=invitation.revoked_by, revoked_at=invitation.revoked_at)
+        )
+
+    async def invitation(
+        self, session_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool = False
+    ) -> Invitation | None:
+        query = select(INVITATIONS).where(
+            INVITATIONS.c.session_id == session_id, INVITATIONS.c.invitation_id == invitation_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._db.execute(query)).mappings().first()
+        return _invitation(row) if row else None
+
+    async def invitations(self, session_id: uuid.UUID) -> list[Invitation]:
+        query = (
+            select(INVITATIONS)
+            .where(INVITATIONS.c.session_id == session_id)
+            .order_by(INVITATIONS.c.invited_at)
+        )
+        return [_invitation(row) for row in (await self._db.execute(query)).mappings()]
+
+    async def active_invitations(self, session_id: uuid.UUID) -> int:
+        query = select(func.count()).where(
+            INVITATIONS.c.session_id == session_id, INVITATIONS.c.revoked_at.is_(None)
+        )
+        return int((await self._db.execute(query)).scalar_one())
+
+
+def _invitation_row(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "invitation_id": invitation.invitation_id,
+        "session_id": invitation.session_id,
+        "participant_id": invitation.participant_id,
+        "role": invitation.role.value,
+        "invitee_id": invitation.invitee_id,
+        "invited_by": invitation.invited_by,
+        "invited_at": invitation.invited_at,
+        "revoked_by": invitation.revoked_by,
+        "revoked_at": invitation.revoked_at,
+    }
+
+
+def _invitation(row: Any) -> Invitation:
+    return Invitation(
+        invitation_id=row["invitation_id"],
+        session_id=row["session_id"],
+        participant_id=row["participant_id"],
+        role=Role(row["role"]),
+        invitee_id=row["invitee_id"],
+        invited_by=row["invited_by"],
+        invited_at=row["invited_at"],
+        revoked_by=row["revoked_by"],
+        revoked_at=row["revoked_at"],
+    )
 
 
 _IMMUTABLE = frozenset({"session_id", "room_id", "created_at"})

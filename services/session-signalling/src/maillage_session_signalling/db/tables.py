@@ -70,4 +70,41 @@ PARTICIPANTS = Table(
     Column("quality_level", String(16)),
 )
 
+INVITATIONS = Table(
+    "session_invitations",
+    metadata,
+    Column("invitation_id", Uuid, primary_key=True),
+    Column(
+        "session_id",
+        Uuid,
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("participant_id", String(32), nullable=False),
+    Column("role", String(16), nullable=False),
+    # Directory id of the specialist, or the interpreter's reference: never a patient.
+    Column("invitee_id", String(64), nullable=False),
+    Column("invited_by", String(64), nullable=False),
+    Column("invited_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_by", String(64)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Frames too large for a NOTIFY payload (8000 bytes) wait here for the other replicas, which
+# get only their id; rows are deleted after a minute (signalling frames are ephemeral).
+RELAYED_FRAMES = Table(
+    "relayed_frames",
+    metadata,
+    Column("frame_id", Uuid, primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("now()"),
+        index=True,
+    ),
+)
+
 MIGRATED_METADATA = [metadata, messaging_metadata]

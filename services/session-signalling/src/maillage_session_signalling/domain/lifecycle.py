@@ -36,9 +36,13 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
     RESPONDER = "responder"
     COMPANION = "companion"
+    # Invited into a session by its responder or a coordinator (see `domain/invitation.py`).
+    SPECIALIST = "specialist"
+    INTERPRETER = "interpreter"
 
 
 PATIENT_SIDE = frozenset({Role.PATIENT, Role.ASSISTANT, Role.COMPANION})
+INVITED_ROLES = frozenset({Role.SPECIALIST, Role.INTERPRETER})
 
 
 class Fact(StrEnum):

@@ -13,6 +13,7 @@ from maillage_session_signalling.domain.credentials import (
     participant_id,
     turn_credential,
 )
+from maillage_session_signalling.domain.invitation import Invitation
 from maillage_session_signalling.domain.lifecycle import Role as SessionRole
 from maillage_session_signalling.domain.session import Session
 from maillage_session_signalling.settings import SessionSignallingSettings
@@ -38,6 +39,13 @@ def participant_role(caller: Principal, session: Session) -> SessionRole | None:
         if Role.KIOSK in caller.roles:
             return SessionRole.PATIENT
     return None
+
+
+def may_invite(caller: Principal, session: Session) -> bool:
+    """The session's responder and coordinators invite (and revoke) specialists/interpreters."""
+    if Role.COORDINATOR in caller.roles:
+        return True
+    return participant_role(caller, session) is SessionRole.RESPONDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,29 @@ def join_pass(
         role=role,
         professional_id=(caller.rpps or caller.subject) if role is SessionRole.RESPONDER else "",
         expires_at=expires_at,
+    )
+    return JoinPass(grant, ice_servers(session, settings, now))
+
+
+def invitee_pass(
+    invitation: Invitation, session: Session, settings: SessionSignallingSettings, now: datetime
+) -> JoinPass:
+    """The invitee's credential: bound to the invitation, which revocation closes."""
+    expires_at = join_token_expiry(
+        now,
+        session.lifecycle.scheduled_end,
+        timedelta(seconds=settings.grace_seconds),
+        timedelta(seconds=settings.join_token_max_ttl_seconds),
+    )
+    specialist = invitation.role is SessionRole.SPECIALIST
+    grant = JoinGrant(
+        session_id=session.session_id,
+        room_id=session.room_id,
+        participant_id=invitation.participant_id,
+        role=invitation.role,
+        professional_id=invitation.invitee_id if specialist else "",
+        expires_at=expires_at,
+        invitation_id=invitation.invitation_id,
     )
     return JoinPass(grant, ice_servers(session, settings, now))
 

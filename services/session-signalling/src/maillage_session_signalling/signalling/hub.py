@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,7 +25,14 @@ _log = structlog.get_logger(__name__)
 # Close codes beyond RFC 6455's: 4000 = replaced by a newer connection, 4001 = session over.
 CLOSE_REPLACED = 4000
 CLOSE_SESSION_OVER = 4001
+CLOSE_REMOVED = 4003
 _OUTBOX_FRAMES = 256
+# Broadcasts that always cross replicas (presence and room state); `_PRESENCE` is internal.
+_PRESENCE = "_presence"
+_ROOM_EVENTS = frozenset({"peer_joined", "peer_left", "state", "bye", _PRESENCE})
+Frame = dict[str, Any] | str
+"""A frame to deliver: a dict, or JSON text already serialised (relayed client frames, never
+room events)."""
 
 
 class Transport(Protocol):
@@ -36,24 +44,30 @@ class Transport(Protocol):
 class Fabric(Protocol):
     """Carries frames to participants connected to other replicas (`to="*"`: the room)."""
 
-    def send(self, room_id: str, to: str, frame: dict[str, Any], exclude: str | None) -> bool: ...
+    def send(self, room_id: str, to: str, frame: Frame, exclude: str | None) -> bool: ...
 
 
 class LocalFabric:
     """A single replica: nobody is elsewhere."""
 
-    def send(self, room_id: str, to: str, frame: dict[str, Any], exclude: str | None) -> bool:
+    def send(self, room_id: str, to: str, frame: Frame, exclude: str | None) -> bool:
         return False
 
 
 class Connection:
-    """One participant's WebSocket; outbound frames go through a bounded queue so a slow
-    receiver never blocks its sender (it is closed instead)."""
+    """One participant's WebSocket; outbound frames go through a bounded buffer so a slow
+    receiver never blocks its sender (it is closed instead).
+
+    The writer task exists only while frames are pending: an idle connection holds no task
+    and no queue machinery (memory per idle connection is a service target).
+    """
+
+    __slots__ = ("_outbox", "_transport", "_writer", "closed", "grant")
 
     def __init__(self, grant: JoinGrant, transport: Transport) -> None:
         self.grant = grant
         self._transport = transport
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(_OUTBOX_FRAMES)
+        self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -61,18 +75,17 @@ class Connection:
     def participant_id(self) -> str:
         return self.grant.participant_id
 
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.participant_id}")
-
-    def send(self, frame: dict[str, Any] | str) -> None:
+    def send(self, frame: Frame) -> None:
         if self.closed:
             return
-        text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= _OUTBOX_FRAMES:
             _log.warning("slow_receiver_closed", participant_id=self.participant_id)
             asyncio.get_running_loop().create_task(self.close(1008, "receiver too slow"))
+            return
+        text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
+        self._outbox.append(text)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
@@ -84,15 +97,25 @@ class Connection:
 
     async def stop_writer(self) -> None:
         self.closed = True
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+                await writer
 
     async def _write(self) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                await self._transport.send_text(await self._outbox.get())
+        try:
+            while self._outbox and not self.closed:
+                await self._transport.send_text(self._outbox[0])
+                self._outbox.popleft()
+        except Exception:
+            # The socket is gone: its reader sees it and detaches the connection; nothing
+            # more is sent to it.
+            self.closed = True
+            self._outbox.clear()
+        finally:
+            # Nothing pending (or closed): the next `send` starts a new writer.
+            self._writer = None
 
 
 GoneCallback = Callable[[JoinGrant], Awaitable[None]]
@@ -129,7 +152,6 @@ class Hub:
             pending.cancel()
         replaced = room.members.get(pid)
         room.members[pid] = connection
-        connection.start()
         if replaced is not None:
             _log.warning(
                 "connection_replaced", participant_id=pid, room=_short(room_id_of(connection))
@@ -156,6 +178,19 @@ class Hub:
         self._forget_if_empty(connection.grant.room_id)
         return True
 
+    def remove(self, room_id: str, participant_id: str) -> Connection | None:
+        """Take a participant out of the room for good (no rejoin slot, nothing recorded by
+        the connection when it closes: the caller records the removal)."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None
+        pending = room.dropped.pop(participant_id, None)
+        if pending is not None:
+            pending.cancel()
+        connection = room.members.pop(participant_id, None)
+        self._forget_if_empty(room_id)
+        return connection
+
     def present(self, room_id: str) -> list[JoinGrant]:
         """Participants connected to this replica."""
         room = self._rooms.get(room_id)
@@ -175,7 +210,7 @@ class Hub:
         local = 0 if room is None else len(room.members) + len(room.dropped)
         return local + len(self._remote.get(room_id, {}))
 
-    def deliver(self, room_id: str, to: str, frame: dict[str, Any]) -> bool:
+    def deliver(self, room_id: str, to: str, frame: Frame) -> bool:
         """To a participant here, else through the fabric; False when it cannot go."""
         if self.deliver_local(room_id, to, frame):
             return True
@@ -184,15 +219,29 @@ class Hub:
     def receive(self, room_id: str, to: str, exclude: str | None, frame: dict[str, Any]) -> None:
         """A frame from another replica: learn who is there, deliver to ours."""
         self._learn(room_id, frame)
+        kind = frame.get("type")
+        if kind == _PRESENCE:
+            return
+        if kind == "peer_joined" and not frame.get("rejoined"):
+            self._announce(room_id)
         if to == "*":
             self._broadcast_local(room_id, frame, exclude)
         else:
             self.deliver_local(room_id, to, frame)
 
+    def _announce(self, room_id: str) -> None:
+        """A replica that just got a member of this room may not know ours (it started after
+        they joined): tell it, so frames for them cross."""
+        members = {grant.participant_id: grant.role.value for grant in self.present(room_id)}
+        if members:
+            self.fabric.send(room_id, "*", {"type": _PRESENCE, "members": members}, None)
+
     def _learn(self, room_id: str, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         remote = self._remote.setdefault(room_id, {})
-        if kind == "peer_joined":
+        if kind == _PRESENCE:
+            remote.update(frame["members"])
+        elif kind == "peer_joined":
             remote[frame["participant_id"]] = frame["role"]
         elif kind == "peer_left" and frame.get("reason") != "dropped":
             remote.pop(frame["participant_id"], None)
@@ -201,7 +250,7 @@ class Hub:
         if not remote:
             self._remote.pop(room_id, None)
 
-    def deliver_local(self, room_id: str, to: str, frame: dict[str, Any] | str) -> bool:
+    def deliver_local(self, room_id: str, to: str, frame: Frame) -> bool:
         room = self._rooms.get(room_id)
         target = room.members.get(to) if room else None
         if target is None:
@@ -209,16 +258,23 @@ class Hub:
         target.send(frame)
         return True
 
-    def broadcast(self, room_id: str, frame: dict[str, Any], *, exclude: str | None = None) -> None:
-        """To everyone in the room, on every replica."""
-        self._broadcast_local(room_id, frame, exclude)
-        self.fabric.send(room_id, "*", frame, exclude)
+    def broadcast(self, room_id: str, frame: Frame, *, exclude: str | None = None) -> None:
+        """To everyone in the room, on every replica.
 
-    def _broadcast_local(self, room_id: str, frame: dict[str, Any], exclude: str | None) -> None:
+        Room events (joins, departures, state) always cross, so other replicas learn who is
+        where; chat crosses only when a member is known elsewhere: a room on one replica
+        costs no NOTIFY round trip per message.
+        """
+        self._broadcast_local(room_id, frame, exclude)
+        room_event = isinstance(frame, dict) and frame.get("type") in _ROOM_EVENTS
+        if room_event or self._remote.get(room_id):
+            self.fabric.send(room_id, "*", frame, exclude)
+
+    def _broadcast_local(self, room_id: str, frame: Frame, exclude: str | None) -> None:
         room = self._rooms.get(room_id)
         if room is None:
             return
-        text = json.dumps(frame, separators=(",", ":"))
+        text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
         for pid, connection in room.members.items():
             if pid != exclude:
                 connection.send(text)

@@ -10,6 +10,7 @@ own identity; a `from` sent by a client is rejected (extra fields are forbidden)
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -180,11 +181,11 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def relayed(message: Offer | Answer | Candidate | Restart | Chat, sender: str) -> dict[str, Any]:
-    """The frame as delivered: the client's fields minus `to`, plus the derived `from`."""
-    body = message.model_dump(exclude={"to"}, exclude_none=True)
-    body["from"] = sender
-    return body
+def relayed(message: Offer | Answer | Candidate | Restart | Chat, sender: str) -> str:
+    """The frame as delivered (JSON text): the client's fields minus `to`, plus the derived
+    `from`. Serialised by pydantic's core in one step: this runs for every relayed frame."""
+    body = message.model_dump_json(exclude={"to"}, exclude_none=True)
+    return f'{body[:-1]},"from":{json.dumps(sender)}}}'
 
 
 def error(code: str, message: str) -> dict[str, Any]:

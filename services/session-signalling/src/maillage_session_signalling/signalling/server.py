@@ -18,11 +18,17 @@ from pydantic import ValidationError
 from maillage.session_signalling.v1 import events_pb2
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_session_signalling.domain.flow import TokenBucket
-from maillage_session_signalling.domain.lifecycle import LifecycleError, Role, SessionState
+from maillage_session_signalling.domain.lifecycle import (
+    INVITED_ROLES,
+    PATIENT_SIDE,
+    LifecycleError,
+    SessionState,
+)
 from maillage_session_signalling.domain.quality import LinkStats
 from maillage_session_signalling.settings import SessionSignallingSettings
 from maillage_session_signalling.signalling import protocol as p
 from maillage_session_signalling.signalling.hub import (
+    CLOSE_REMOVED,
     CLOSE_REPLACED,
     CLOSE_SESSION_OVER,
     Connection,
@@ -51,6 +57,7 @@ FAILURES = {
     "kiosk_unavailable": events_pb2.FAILURE_REASON_KIOSK_UNAVAILABLE,
 }
 _CLOSING_STATES = frozenset({"noshow", "failed", "revoked"})
+_CHAT_RELAYED = FRAMES_RELAYED.labels(type="chat")
 
 
 class DisconnectedError(Exception):
@@ -153,6 +160,10 @@ class SignallingServer:
             raise RejectedError(CLOSE_SESSION_OVER, "no such session") from error
         if session.room_id != room_id or session.lifecycle.closed:
             raise RejectedError(CLOSE_SESSION_OVER, "session is not open")
+        if grant.invitation_id is not None and not await use_cases.invitation_active(
+            self._units(), grant.session_id, grant.invitation_id
+        ):
+            raise RejectedError(CLOSE_REMOVED, "invitation revoked")
         self._states[room_id] = session.lifecycle.state
         others = set(self.hub.everyone(room_id)) - {grant.participant_id}
         if len(others) >= self._settings.max_participants:
@@ -174,10 +185,13 @@ class SignallingServer:
                     grant.role,
                     grant.professional_id,
                     _now(),
+                    grant.invitation_id,
                 )
             except BaseException as error:
                 # Not recorded as joined: leave no rejoin slot (and no ParticipantLeft) behind.
                 self.hub.detach(peer.connection, graceful=True)
+                if isinstance(error, use_cases.InvitationRevokedError):
+                    raise RejectedError(CLOSE_REMOVED, str(error)) from error
                 if isinstance(error, LifecycleError):
                     raise RejectedError(CLOSE_SESSION_OVER, str(error)) from error
                 raise
@@ -238,9 +252,9 @@ class SignallingServer:
     def _parse(self, frame: str | bytes) -> p.ClientMessage:
         if isinstance(frame, bytes):
             raise RejectedError(CLOSE_POLICY, "binary frames are not accepted")
-        if len(frame) > self._settings.max_message_bytes or (
-            len(frame.encode()) > self._settings.max_message_bytes
-        ):
+        limit = self._settings.max_message_bytes
+        # UTF-8 takes at most 4 bytes a character: most frames need no encoding to check.
+        if len(frame) * 4 > limit and len(frame.encode()) > limit:
             raise RejectedError(CLOSE_TOO_BIG, "frame too large")
         try:
             return p.CLIENT_MESSAGES.validate_json(frame)
@@ -253,7 +267,7 @@ class SignallingServer:
             case p.Offer() | p.Answer() | p.Candidate() | p.Restart():
                 await self._relay_media(peer, message)
             case p.Chat():
-                FRAMES_RELAYED.labels(type="chat").inc()
+                _CHAT_RELAYED.inc()
                 frame = p.relayed(message, grant.participant_id)
                 self.hub.broadcast(grant.room_id, frame, exclude=grant.participant_id)
             case p.Admit():
@@ -276,9 +290,8 @@ class SignallingServer:
             peer.connection.send(p.error("invalid_target", "cannot send to yourself"))
             return
         state = self._states.get(grant.room_id)
-        patient_side_only = grant.role is not Role.RESPONDER and not self._targets_responder(
-            grant.room_id, message.to
-        )
+        target_role = self.hub.everyone(grant.room_id).get(message.to)
+        patient_side_only = grant.role in PATIENT_SIDE and target_role in PATIENT_SIDE
         # Before admission, only the patient side may talk among itself (kiosk ↔ nurse).
         if state not in (SessionState.ADMITTED, SessionState.LIVE) and not patient_side_only:
             peer.connection.send(p.error("not_admitted", "the responder has not admitted yet"))
@@ -293,21 +306,35 @@ class SignallingServer:
             session = await use_cases.media_connected(self._units(), grant.session_id, _now())
             self._set_state(grant.room_id, session.lifecycle.state)
 
-    def _targets_responder(self, room_id: str, to: str) -> bool:
-        return self.hub.everyone(room_id).get(to) == Role.RESPONDER.value
-
     def from_other_replica(
         self, room_id: str, to: str, exclude: str | None, frame: dict[str, Any]
     ) -> None:
         """Frames relayed by another replica; room state changes update our cache."""
-        self.hub.receive(room_id, to, exclude, frame)
         kind = frame.get("type")
+        if kind == "peer_left" and frame.get("reason") == "removed":
+            self._close_removed(room_id, frame["participant_id"])
+        self.hub.receive(room_id, to, exclude, frame)
         if kind == "state":
             self._states[room_id] = SessionState(frame["state"])
         if kind == "bye" or (kind == "state" and frame["state"] in _CLOSING_STATES):
             self._states.pop(room_id, None)
             asyncio.get_running_loop().create_task(
                 self.hub.close_room(room_id, CLOSE_NORMAL, "session ended")
+            )
+
+    def remove_participant(self, room_id: str, participant_id: str) -> None:
+        """An invitee's invitation was revoked (already recorded): out of the room, on every
+        replica, without a rejoin slot."""
+        self._close_removed(room_id, participant_id)
+        frame = p.PeerLeft(type="peer_left", participant_id=participant_id, reason="removed")
+        self.hub.broadcast(room_id, frame.model_dump())
+
+    def _close_removed(self, room_id: str, participant_id: str) -> None:
+        connection = self.hub.remove(room_id, participant_id)
+        if connection is not None:
+            CLOSED.labels(reason="removed").inc()
+            asyncio.get_running_loop().create_task(
+                connection.close(CLOSE_REMOVED, "removed from the session")
             )
 
     async def _admit(self, peer: _Peer) -> None:
@@ -334,6 +361,10 @@ class SignallingServer:
 
     async def _bye(self, peer: _Peer, message: p.Bye) -> bool | None:
         grant = peer.grant
+        if message.failure is None and grant.role in INVITED_ROLES:
+            # An invitee does not end the consultation for everyone; they `leave`.
+            peer.connection.send(p.error("not_allowed", "invitees leave with leave"))
+            return None
         try:
             if message.failure is not None:
                 reason = FAILURES[message.failure]

@@ -30,6 +30,8 @@ class JoinGrant:
     role: Role
     professional_id: str
     expires_at: datetime
+    # Set for invited specialists and interpreters: revoking it closes their access.
+    invitation_id: uuid.UUID | None = None
 
 
 class JoinTokens:
@@ -48,6 +50,8 @@ class JoinTokens:
             "iat": int(datetime.now(UTC).timestamp()),
             "jti": uuid.uuid4().hex,
         }
+        if grant.invitation_id is not None:
+            claims["inv"] = str(grant.invitation_id)
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> JoinGrant:
@@ -66,6 +70,7 @@ class JoinTokens:
                 role=Role(claims["role"]),
                 professional_id=str(claims.get("pro", "")),
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                invitation_id=uuid.UUID(claims["inv"]) if claims.get("inv") else None,
             )
         except (jwt.PyJWTError, KeyError, ValueError) as error:
             raise InvalidJoinTokenError(f"invalid join token: {error}") from error

@@ -10,6 +10,7 @@ import structlog
 from maillage.session_signalling.v1 import events_pb2
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_session_signalling.db.repositories import SessionRepository
+from maillage_session_signalling.domain.invitation import Invitation
 from maillage_session_signalling.domain.lifecycle import (
     EndedBy,
     Fact,
@@ -53,6 +54,89 @@ ROLE_ENDS_AS = {
 
 class SessionNotFoundError(LookupError):
     """No such session (or not visible to the caller)."""
+
+
+class InvitationNotFoundError(LookupError):
+    """No such invitation in this session."""
+
+
+class InvitationRevokedError(LifecycleError):
+    """The invitee's invitation was revoked."""
+
+
+async def invite(
+    uow: UnitOfWork,
+    session_id: uuid.UUID,
+    role: Role,
+    invitee_id: str,
+    invited_by: str,
+    now: datetime,
+    *,
+    max_invitations: int,
+) -> tuple[Session, Invitation]:
+    """Record who invited whom, when; the session must still be open."""
+    async with uow:
+        repository = SessionRepository(uow.session)
+        session = await _locked(repository, session_id)
+        if session.lifecycle.closed:
+            raise LifecycleError(f"the session is {session.lifecycle.state}")
+        invitation = Invitation.issue(
+            session_id,
+            role,
+            invitee_id,
+            invited_by,
+            now,
+            active_invitations=await repository.active_invitations(session_id),
+            max_invitations=max_invitations,
+        )
+        await repository.add_invitation(invitation)
+        await uow.commit()
+    return session, invitation
+
+
+async def revoke_invitation(
+    uow: UnitOfWork, session_id: uuid.UUID, invitation_id: uuid.UUID, by: str, now: datetime
+) -> tuple[Session, Invitation, bool]:
+    """Revoke; an invitee still in the room is removed (ParticipantLeft, reason removed).
+
+    Returns the session, the invitation and whether the invitee was present.
+    """
+    async with uow:
+        repository = SessionRepository(uow.session)
+        session = await _locked(repository, session_id)
+        invitation = await repository.invitation(session_id, invitation_id, for_update=True)
+        if invitation is None:
+            raise InvitationNotFoundError(str(invitation_id))
+        was_active = invitation.active
+        invitation = invitation.revoke(by, now)
+        await repository.save_invitation(invitation)
+        present = was_active and await repository.present(session_id, invitation.participant_id)
+        if present:
+            await repository.participant_left(session_id, invitation.participant_id, now, "removed")
+            who = participant(invitation.participant_id, invitation.role)
+            await _record(
+                uow,
+                events_pb2.ParticipantLeft,
+                session,
+                participant=who,
+                left_at=now,
+                reason=LEAVE_REASONS["removed"],
+            )
+        await uow.commit()
+    return session, invitation, present
+
+
+async def invitations(uow: UnitOfWork, session_id: uuid.UUID) -> list[Invitation]:
+    async with uow:
+        return await SessionRepository(uow.session).invitations(session_id)
+
+
+async def invitation_active(
+    uow: UnitOfWork, session_id: uuid.UUID, invitation_id: uuid.UUID
+) -> bool:
+    async with uow:
+        found = await SessionRepository(uow.session).invitation(session_id, invitation_id)
+    return found is not None and found.active
 
 
 async def schedule_session(
@@ -121,11 +205,20 @@ async def participant_joined(
     role: Role,
     professional_id: str,
     now: datetime,
+    invitation_id: uuid.UUID | None = None,
 ) -> Session:
-    """Record the join; the patient side arriving opens the waiting room (PatientWaiting)."""
+    """Record the join; the patient side arriving opens the waiting room (PatientWaiting).
+
+    An invitee's invitation is checked under the session's lock, which its revocation also
+    takes: a revocation is either seen here or sees this participant (and removes them).
+    """
     async with uow:
         repository = SessionRepository(uow.session)
         session = await _locked(repository, session_id)
+        if invitation_id is not None:
+            invitation = await repository.invitation(session_id, invitation_id)
+            if invitation is None or not invitation.active:
+                raise InvitationRevokedError("the invitation was revoked")
         lifecycle, facts = session.lifecycle.join(role, now)
         session = session.with_lifecycle(lifecycle)
         await repository.save(session)
