@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from google.protobuf.message import Message
 
@@ -23,16 +25,24 @@ def iso(at: datetime) -> str:
     return at.isoformat()
 
 
-def item(patient_ref: str, **overrides: Any) -> dict[str, Any]:
+def device_id(kind: str = "oxi") -> str:
+    """A fresh device id: a device is active on one kiosk at a time, across tests too."""
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def item(patient_ref: str, device: str, **overrides: Any) -> dict[str, Any]:
+    """A valid SpO2 item from `device` (enrol it on the uploading kiosk first)."""
+    # A random offset: two items built in a row must not share (device, code, instant).
+    offset = timedelta(seconds=30, microseconds=random.randrange(1_000_000))
     body: dict[str, Any] = {
         "measurement_id": str(uuid.uuid4()),
-        "device_id": f"oxi-{uuid.uuid4().hex[:8]}",
+        "device_id": device,
         "device_kind": "oximeter",
         "patient_ref": patient_ref,
         "loinc_code": "59408-5",
         "ucum_unit": "%",
         "value": 97,
-        "measured_at": iso(datetime.now(UTC) - timedelta(seconds=30)),
+        "measured_at": iso(datetime.now(UTC) - offset),
     }
     body.update(overrides)
     return body
@@ -40,6 +50,23 @@ def item(patient_ref: str, **overrides: Any) -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def enrol(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    kiosk_id: str,
+    device: str,
+    kind: str = "oximeter",
+) -> dict[str, Any]:
+    """Enrol a device on the kiosk (as `headers`: the kiosk itself, a coordinator…);
+    returns the answer, credential included."""
+    answer = await client.post(
+        f"/kiosks/{kiosk_id}/devices", json={"device_id": device, "kind": kind}, headers=headers
+    )
+    assert answer.status_code == 201, answer.text
+    enrolled: dict[str, Any] = answer.json()
+    return enrolled
 
 
 async def eventually(

@@ -39,3 +39,11 @@ ALERTS_RAISED = Counter(
 ALERTS_CLEARED = Counter(
     "maillage_telemetry_alerts_cleared_total", "Alerts cleared, by kind", ["kind"]
 )
+ALERTS_ACKNOWLEDGED = Counter(
+    "maillage_telemetry_alerts_acknowledged_total", "Alerts acknowledged, by kind", ["kind"]
+)
+ALERTS_OPEN = Gauge(
+    "maillage_telemetry_alerts_open",
+    "Alerts neither cleared nor acknowledged, by kind and département",
+    ["kind", "departement"],
+)

@@ -127,7 +127,7 @@ async def test_a_silent_kiosk_goes_offline_once_and_comes_back(
     kiosk_id, site_id = str(uuid.uuid4()), str(uuid.uuid4())
     kiosk = bearer(mint("kiosk", subject=kiosk_id, site_id=site_id))
     coordinator = mint("coordinator")
-    settings = {"offline_after_seconds": 1.0, "offline_check_interval_seconds": 0.2}
+    settings: dict[str, Any] = {"offline_after_seconds": 1.0, "offline_check_interval_seconds": 0.2}
     async with service_app(PACKAGE, **settings) as (_, client):
         first = await client.post("/heartbeats", json=heartbeat(), headers=kiosk)
         assert first.status_code == 202

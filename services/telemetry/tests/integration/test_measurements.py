@@ -13,7 +13,7 @@ from maillage.common.v1 import types_pb2
 from maillage.telemetry.v1 import events_pb2
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
 
-from telemetry_testing import bearer, eventually, iso, item, read_events
+from telemetry_testing import bearer, device_id, enrol, eventually, iso, item, read_events
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_telemetry"
@@ -34,10 +34,12 @@ async def test_a_batch_is_answered_per_item_and_accepted_items_become_queryable(
     kiosk_id, site_id = str(uuid.uuid4()), str(uuid.uuid4())
     patient, stranger = f"pref-{uuid.uuid4().hex}", f"pref-{uuid.uuid4().hex}"
     kiosk = bearer(mint("kiosk", subject=kiosk_id, site_id=site_id))
-    good = item(patient, value=97)
-    low = item(patient, value=85)
+    oxi, monitor, thermo = device_id("oxi"), device_id("bp"), device_id("thermo")
+    good = item(patient, oxi, value=97)
+    low = item(patient, oxi, value=85)
     pressure = item(
         patient,
+        monitor,
         device_kind="blood_pressure_monitor",
         loinc_code="85354-9",
         ucum_unit="mm[Hg]",
@@ -51,16 +53,21 @@ async def test_a_batch_is_answered_per_item_and_accepted_items_become_queryable(
         good,
         low,
         pressure,
-        item(patient, loinc_code="8310-5", ucum_unit="Cel", value=50),
-        item(patient, loinc_code="8310-5", ucum_unit="[degF]", value=98),
-        item(stranger),
-        {k: v for k, v in item(patient).items() if k != "measured_at"},
-        item(patient, measured_at="2026-11-22T09:00:00"),
+        item(patient, thermo, loinc_code="8310-5", ucum_unit="Cel", value=50),
+        item(patient, thermo, loinc_code="8310-5", ucum_unit="[degF]", value=98),
+        item(stranger, oxi),
+        {k: v for k, v in item(patient, oxi).items() if k != "measured_at"},
+        item(patient, oxi, measured_at="2026-11-22T09:00:00"),
         dict(good, measurement_id=str(uuid.uuid4())),
-        item(patient, measured_at=iso(datetime.now(UTC) + timedelta(minutes=10))),
+        item(patient, oxi, measured_at=iso(datetime.now(UTC) + timedelta(minutes=10))),
+        # A device never enrolled on this kiosk: refused, the others still pass.
+        item(patient, device_id("oxi")),
     ]
     async with service_app(PACKAGE) as (_, client):
         await _grant(client, mint, patient)
+        await enrol(client, kiosk, kiosk_id, oxi)
+        await enrol(client, kiosk, kiosk_id, monitor, "blood_pressure_monitor")
+        await enrol(client, kiosk, kiosk_id, thermo, "thermometer")
         answer = await client.post(
             "/measurements/batch", json={"items": items, "kiosk_id": "ignored"}, headers=kiosk
         )
@@ -78,9 +85,10 @@ async def test_a_batch_is_answered_per_item_and_accepted_items_become_queryable(
             ("rejected", ["measured_at"]),
             ("duplicate", []),
             ("rejected", ["measured_at"]),
+            ("rejected", ["device_id"]),
         ]
         assert [i["abnormal"] for i in body["items"][:3]] == [False, True, False]
-        assert (body["accepted"], body["duplicate"], body["rejected"]) == (3, 1, 6)
+        assert (body["accepted"], body["duplicate"], body["rejected"]) == (3, 1, 7)
 
         again = await client.post("/measurements/batch", json={"items": [good]}, headers=kiosk)
         assert again.json()["items"][0]["outcome"] == "duplicate"
@@ -137,11 +145,14 @@ async def test_a_batch_is_answered_per_item_and_accepted_items_become_queryable(
 async def _protobuf_upload_is_answered_like_json(
     client: httpx.AsyncClient, mint: Mint, patient: str
 ) -> None:
-    kiosk = bearer(mint("kiosk", subject=str(uuid.uuid4()), site_id=str(uuid.uuid4())))
+    kiosk_id = str(uuid.uuid4())
+    kiosk = bearer(mint("kiosk", subject=kiosk_id, site_id=str(uuid.uuid4())))
+    bp = device_id("bp")
+    await enrol(client, kiosk, kiosk_id, bp, "blood_pressure_monitor")
     at = datetime.now(UTC) - timedelta(seconds=5)
     good = events_pb2.Measurement(
         measurement_id=str(uuid.uuid4()),
-        device_id="bp-1",
+        device_id=bp,
         device_kind=types_pb2.DEVICE_KIND_BLOOD_PRESSURE_MONITOR,
         patient_ref=patient,
         loinc_code="85354-9",
@@ -154,7 +165,7 @@ async def _protobuf_upload_is_answered_like_json(
     good.measured_at.FromDatetime(at)
     undated = events_pb2.Measurement(
         measurement_id=str(uuid.uuid4()),
-        device_id="thermo-1",
+        device_id=bp,
         patient_ref=patient,
         loinc_code="8310-5",
         ucum_unit="Cel",
@@ -185,7 +196,8 @@ async def test_upload_access_limits_and_protobuf(service_app: ServiceApp, mint: 
     patient = f"pref-{uuid.uuid4().hex}"
     async with service_app(PACKAGE, max_batch_items=2) as (_, client):
         await _grant(client, mint, patient)
-        batch = {"items": [item(patient)]}
+        oxi, gateway_kiosk = device_id("oxi"), str(uuid.uuid4())
+        batch = {"items": [item(patient, oxi)]}
         assert (await client.post("/measurements/batch", json=batch)).status_code == 401
         nurse = bearer(mint("nurse", site_id="s"))
         assert (
@@ -196,14 +208,15 @@ async def test_upload_access_limits_and_protobuf(service_app: ServiceApp, mint: 
             await client.post("/measurements/batch", json=batch, headers=siteless_kiosk)
         ).status_code == 403
         service = bearer(mint("service", subject="gateway"))
+        await enrol(client, service, gateway_kiosk, oxi)
         unnamed = await client.post("/measurements/batch", json=batch, headers=service)
         assert unnamed.status_code == 422
         assert unnamed.json()["errors"][0]["field"] == "kiosk_id"
         named = await client.post(
-            "/measurements/batch", json={**batch, "kiosk_id": str(uuid.uuid4())}, headers=service
+            "/measurements/batch", json={**batch, "kiosk_id": gateway_kiosk}, headers=service
         )
         assert named.json()["accepted"] == 1
-        too_many = {"items": [item(patient) for _ in range(3)]}
+        too_many = {"items": [item(patient, oxi) for _ in range(3)]}
         large = await client.post("/measurements/batch", json=too_many, headers=service)
         assert large.status_code == 413
         assert large.headers["content-type"] == "application/problem+json"

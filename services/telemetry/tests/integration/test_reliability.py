@@ -14,7 +14,7 @@ from maillage_devstack.infra import EmbeddedKafka, EmbeddedPostgres
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
 from maillage_telemetry.use_cases.health import prune_expired
 
-from telemetry_testing import bearer, eventually, item, publish
+from telemetry_testing import bearer, device_id, enrol, eventually, item, publish
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_telemetry"
@@ -74,17 +74,18 @@ async def test_a_batch_republished_under_a_new_event_id_is_stored_once(
 async def test_postgresql_away_answers_503_then_recovers(
     service_app: ServiceApp, mint: Mint, embedded_postgres: EmbeddedPostgres
 ) -> None:
-    patient = f"pref-{uuid.uuid4().hex}"
-    kiosk = bearer(mint("kiosk", subject=str(uuid.uuid4()), site_id=str(uuid.uuid4())))
+    patient, kiosk_id, oxi = f"pref-{uuid.uuid4().hex}", str(uuid.uuid4()), device_id()
+    kiosk = bearer(mint("kiosk", subject=kiosk_id, site_id=str(uuid.uuid4())))
     async with service_app(PACKAGE) as (_, client):
         grant = await client.put(
             f"/consents/{patient}", json={"granted": True}, headers=bearer(mint("nurse"))
         )
         assert grant.status_code == 200
+        await enrol(client, kiosk, kiosk_id, oxi)
         embedded_postgres.stop()
         try:
             down = await client.post(
-                "/measurements/batch", json={"items": [item(patient)]}, headers=kiosk
+                "/measurements/batch", json={"items": [item(patient, oxi)]}, headers=kiosk
             )
             assert down.status_code == 503
             assert down.headers["retry-after"]
@@ -94,7 +95,7 @@ async def test_postgresql_away_answers_503_then_recovers(
 
         async def accepted() -> int | None:
             answer = await client.post(
-                "/measurements/batch", json={"items": [item(patient)]}, headers=kiosk
+                "/measurements/batch", json={"items": [item(patient, oxi)]}, headers=kiosk
             )
             return answer.json()["accepted"] if answer.status_code == 200 else None
 
@@ -104,17 +105,18 @@ async def test_postgresql_away_answers_503_then_recovers(
 async def test_uploads_accepted_while_the_broker_is_away_are_stored_once_it_is_back(
     service_app: ServiceApp, mint: Mint, embedded_kafka: EmbeddedKafka
 ) -> None:
-    patient = f"pref-{uuid.uuid4().hex}"
-    kiosk = bearer(mint("kiosk", subject=str(uuid.uuid4()), site_id=str(uuid.uuid4())))
+    patient, kiosk_id, oxi = f"pref-{uuid.uuid4().hex}", str(uuid.uuid4()), device_id()
+    kiosk = bearer(mint("kiosk", subject=kiosk_id, site_id=str(uuid.uuid4())))
     responder = bearer(mint("responder"))
     async with service_app(PACKAGE) as (_, client):
         grant = await client.put(
             f"/consents/{patient}", json={"granted": True}, headers=bearer(mint("nurse"))
         )
         assert grant.status_code == 200
+        await enrol(client, kiosk, kiosk_id, oxi)
         embedded_kafka.stop()
         try:
-            items = [item(patient, value=v) for v in (96, 97, 98)]
+            items = [item(patient, oxi, value=v) for v in (96, 97, 98)]
             answer = await client.post("/measurements/batch", json={"items": items}, headers=kiosk)
             # The batch waits in the outbox: the kiosk is answered at once.
             assert answer.status_code == 200, answer.text

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from maillage_telemetry.background import may_judge_silence
 from maillage_telemetry.domain.alerts import (
     DEFAULT_THRESHOLDS,
     Direction,
@@ -127,3 +128,12 @@ def test_silence_longer_than_t_or_never_seen_is_offline() -> None:
     assert fleet_status(report(seconds_ago=None), NOW, T) is FleetStatus.OFFLINE
     assert not is_silent(NOW - T, NOW, T)
     assert is_silent(NOW - T - timedelta(seconds=1), NOW, T)
+
+
+def test_silence_is_judged_only_once_kiosks_had_a_full_delay_to_be_heard_after_a_start() -> None:
+    started = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
+    delay = timedelta(minutes=3)
+
+    assert not may_judge_silence(started, started, delay)
+    assert not may_judge_silence(started, started + delay - timedelta(seconds=1), delay)
+    assert may_judge_silence(started, started + delay, delay)

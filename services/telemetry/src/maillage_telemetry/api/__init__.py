@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from maillage_telemetry.api import consent, fleet, measurements
+from maillage_telemetry.api import alerts, consent, devices, fleet, measurements
 
 
 def routers() -> list[APIRouter]:
-    return [measurements.router, fleet.router, consent.router]
+    return [measurements.router, fleet.router, consent.router, devices.router, alerts.router]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from maillage_common.auth import Principal, Role
+from typing import Annotated, Any
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader
+
+from maillage_common.auth import ACCESS_ATTRIBUTE, Principal, Role
 from maillage_common.http.problems import Problem, field_error
 from maillage_telemetry.use_cases.common import Uploader
 
@@ -33,3 +38,31 @@ def site_scope(caller: Principal) -> str | None:
     }:
         return caller.site_id or ""
     return None
+
+
+DEVICE_CREDENTIAL_HEADER = "X-Device-Credential"
+_device_header = APIKeyHeader(
+    name=DEVICE_CREDENTIAL_HEADER,
+    auto_error=False,
+    description="The credential a connected device received when it was enrolled on its kiosk",
+)
+
+
+def device_credential() -> Any:
+    """Declare a route open to connected devices presenting their own credential (checked by
+    the use case, in the upload's transaction, against the enrolment and its revocation)."""
+
+    async def presented(
+        credential: Annotated[str | None, Depends(_device_header)],
+    ) -> str:
+        if not credential:
+            raise Problem(
+                401,
+                "Unauthorized",
+                f"a device credential is required in {DEVICE_CREDENTIAL_HEADER}",
+                headers={"WWW-Authenticate": "DeviceCredential"},
+            )
+        return credential
+
+    setattr(presented, ACCESS_ATTRIBUTE, ["device"])
+    return Depends(presented)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
+from pydantic import AwareDatetime
 
 from maillage_common.auth import Principal, Role, requires
 from maillage_common.http.dependencies import RuntimeDep, UnitOfWorkDep
-from maillage_common.http.problems import Problem
+from maillage_common.http.problems import Problem, field_error
 from maillage_telemetry.api.access import site_scope, uploader_of
+from maillage_telemetry.api.alerts import alert_read
 from maillage_telemetry.api.schemas import (
-    AlertRead,
     CallQualityCreate,
+    CallQualitySummaryRead,
     FleetGroupRead,
     FleetOverviewRead,
     HeartbeatCreate,
     HeartbeatRead,
     KioskHealthRead,
+    MetricRead,
     PeripheralRead,
 )
 from maillage_telemetry.settings import TelemetrySettings
@@ -31,7 +33,14 @@ from maillage_telemetry.use_cases.health import (
     receive_heartbeat,
     report_call_quality,
 )
-from maillage_telemetry.use_cases.queries import KioskHealth, fleet_overview, kiosk_health
+from maillage_telemetry.use_cases.queries import (
+    CallQualitySummary,
+    KioskHealth,
+    MetricSummary,
+    call_quality_summary,
+    fleet_overview,
+    kiosk_health,
+)
 
 router = APIRouter(tags=["fleet"])
 
@@ -73,7 +82,8 @@ async def post_call_quality(
     caller: Annotated[Principal, requires(Role.KIOSK, Role.SERVICE)],
     uow: UnitOfWorkDep,
 ) -> None:
-    """A kiosk reports what it measured of a call (rtt, jitter, loss, bitrate)."""
+    """A kiosk reports what it measured of a call (rtt, jitter, loss, bitrate): stored for
+    the call-quality queries and published. The same report sent twice counts once."""
     report = CallQualityReport(
         session_id=body.session_id,
         role=body.role,
@@ -85,9 +95,85 @@ async def post_call_quality(
         level=body.level,
     )
     try:
-        await report_call_quality(uow, uploader_of(caller, body.kiosk_id), report)
+        await report_call_quality(
+            uow, uploader_of(caller, body.kiosk_id), report, datetime.now(UTC)
+        )
     except KioskNotAdmittedError as error:
         raise _not_admitted(error) from error
+
+
+def _metric(summary: MetricSummary) -> MetricRead:
+    p = summary.percentiles
+    return MetricRead(
+        min=summary.minimum,
+        max=summary.maximum,
+        p50=p.get("p50"),
+        p90=p.get("p90"),
+        p95=p.get("p95"),
+        p99=p.get("p99"),
+    )
+
+
+def _summary_read(
+    summary: CallQualitySummary,
+    *,
+    session_id: str | None,
+    site_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> CallQualitySummaryRead:
+    return CallQualitySummaryRead(
+        session_id=session_id,
+        site_id=site_id,
+        since=since,
+        until=until,
+        reports=summary.reports,
+        first_at=summary.first_at,
+        last_at=summary.last_at,
+        rtt_ms=_metric(summary.metrics["rtt_ms"]),
+        jitter_ms=_metric(summary.metrics["jitter_ms"]),
+        loss_ratio=_metric(summary.metrics["loss_ratio"]),
+        bitrate_kbps=_metric(summary.metrics["bitrate_kbps"]),
+        levels=dict(summary.levels),
+    )
+
+
+_QUALITY_READERS = (Role.COORDINATOR, Role.SERVICE, Role.NURSE)
+
+
+@router.get("/sessions/{session_id}/call-quality", response_model=CallQualitySummaryRead)
+async def get_session_call_quality(
+    session_id: Annotated[str, Path(min_length=1, max_length=128)],
+    caller: Annotated[Principal, requires(*_QUALITY_READERS)],
+    uow: UnitOfWorkDep,
+) -> CallQualitySummaryRead:
+    """Percentiles (p50/p90/p95/p99, min, max) of what the kiosks measured during a session,
+    and reports per quality level (a nurse: her site's kiosks' reports only)."""
+    scope = site_scope(caller)
+    summary = await call_quality_summary(uow, session_id=session_id, site_id=scope)
+    return _summary_read(summary, session_id=session_id, site_id=scope, since=None, until=None)
+
+
+@router.get("/sites/{site_id}/call-quality", response_model=CallQualitySummaryRead)
+async def get_site_call_quality(
+    site_id: Annotated[str, Path(min_length=1, max_length=128)],
+    caller: Annotated[Principal, requires(*_QUALITY_READERS)],
+    uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> CallQualitySummaryRead:
+    """The same over a site's kiosks, `since` (default: 24 hours ago) to `until` (now);
+    another site's figures are 404 for a nurse."""
+    scope = site_scope(caller)
+    if scope is not None and scope != site_id:
+        raise Problem(404, "Not Found", "no such site")
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(hours=24)
+    if since >= until:
+        raise Problem(422, "Invalid request", errors=[field_error("since", "must be before until")])
+    summary = await call_quality_summary(uow, site_id=site_id, since=since, until=until)
+    return _summary_read(summary, session_id=None, site_id=site_id, since=since, until=until)
 
 
 @router.get("/fleet/overview", response_model=FleetOverviewRead)
@@ -146,22 +232,9 @@ def _peripherals(raw: Any) -> list[PeripheralRead]:
     return [PeripheralRead(**p) for p in raw or []]
 
 
-def _alert(row: Mapping[str, Any]) -> AlertRead:
-    return AlertRead(
-        alert_id=row["alert_id"],
-        kind=row["kind"],
-        severity=row["severity"],
-        device_id=row["device_id"],
-        device_kind=row["device_kind"],
-        raised_at=row["raised_at"],
-        cleared_at=row["cleared_at"],
-        clear_reason=row["clear_reason"],
-    )
-
-
 def _kiosk_read(health: KioskHealth) -> KioskHealthRead:
     state = health.state or {}
-    alerts = [_alert(a) for a in health.alerts]
+    alerts = [alert_read(a) for a in health.alerts]
     return KioskHealthRead(
         kiosk_id=health.kiosk_id,
         site_id=health.site_id,
@@ -174,7 +247,7 @@ def _kiosk_read(health: KioskHealth) -> KioskHealthRead:
         rtt_ms=state.get("rtt_ms"),
         last_heartbeat_at=state.get("last_heartbeat_at"),
         peripherals=_peripherals(state.get("peripherals")),
-        open_alerts=[a for a in alerts if a.cleared_at is None],
+        open_alerts=[a for a in alerts if a.open],
         alerts=alerts,
         heartbeats=[
             HeartbeatRead(

@@ -162,14 +162,95 @@ class HeartbeatRead(BaseModel):
 
 
 class AlertRead(BaseModel):
+    """An alert; threshold alerts name no patient here (see the measurement history)."""
+
     alert_id: uuid.UUID
     kind: str
     severity: str
+    kiosk_id: str
+    site_id: str
+    departement: str
     device_id: str
     device_kind: str
+    loinc_code: str
+    ucum_unit: str
+    threshold: float | None
+    value: float | None
     raised_at: datetime
     cleared_at: datetime | None
     clear_reason: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledgement_comment: str | None
+    open: bool
+    """Neither cleared nor acknowledged: someone still has to look at it."""
+
+
+class AlertListRead(BaseModel):
+    alerts: list[AlertRead]
+
+
+class AlertAcknowledge(_Strict):
+    comment: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+
+class DeviceEnrol(_Strict):
+    device_id: Text
+    kind: str
+
+    _kind = field_validator("kind")(_known_device_kind)
+
+
+class DeviceRevoke(_Strict):
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class DeviceRead(BaseModel):
+    credential_id: uuid.UUID
+    device_id: str
+    kind: str
+    kiosk_id: str
+    site_id: str
+    active: bool
+    enrolled_at: datetime
+    enrolled_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class DeviceEnrolledRead(DeviceRead):
+    credential: str
+    """Shown once: the device sends it as `X-Device-Credential`; only its hash is kept."""
+
+
+class DeviceListRead(BaseModel):
+    kiosk_id: str
+    devices: list[DeviceRead]
+
+
+class MetricRead(BaseModel):
+    min: float | None
+    max: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+
+
+class CallQualitySummaryRead(BaseModel):
+    session_id: str | None
+    site_id: str | None
+    since: datetime | None
+    until: datetime | None
+    reports: int
+    first_at: datetime | None
+    last_at: datetime | None
+    rtt_ms: MetricRead
+    jitter_ms: MetricRead
+    loss_ratio: MetricRead
+    bitrate_kbps: MetricRead
+    levels: dict[str, int]
 
 
 class KioskHealthRead(BaseModel):

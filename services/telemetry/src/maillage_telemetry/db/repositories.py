@@ -9,13 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maillage_telemetry.db.tables import (
     ALERT,
+    CALL_QUALITY,
     CONSENT,
+    DEVICE,
     HEARTBEAT,
     KIOSK,
     KIOSK_STATE,
@@ -27,16 +29,15 @@ from maillage_telemetry.db.tables import (
 ReadingKey = tuple[str, str, datetime]
 """(device_id, loinc_code, measured_at): the idempotency key of a measurement."""
 
-_CLAIM = text(
-    """
+# The two ingest hot-path statements run on the asyncpg connection of the session's
+# transaction, in asyncpg's own $n style: arrays bound as such, records decoded in C, no
+# SQLAlchemy row per reading (that was a visible share of the per-item cost).
+_CLAIM = """
     INSERT INTO measurement_key (device_id, loinc_code, measured_at, ingested_at)
-    SELECT d, c, m, :at FROM unnest(
-        CAST(:devices AS text[]), CAST(:codes AS text[]), CAST(:instants AS timestamptz[])
-    ) AS k(d, c, m)
+    SELECT d, c, m, $4 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(d, c, m)
     ON CONFLICT DO NOTHING
     RETURNING device_id, loinc_code, measured_at
-    """
-)
+"""
 _STORED_TYPES = {
     "measurement_id": "uuid",  # sent as text, cast by PostgreSQL
     "device_id": "text",
@@ -55,17 +56,34 @@ _STORED_TYPES = {
     "session_id": "text",
 }
 _STORED_COLUMNS = tuple(_STORED_TYPES)
-_SELECTED = ", ".join(f"{c}::jsonb" if c == "components" else c for c in _STORED_COLUMNS)
-# jsonb travels as text (asyncpg has no jsonb[] codec by default) and is cast per row.
-_ARRAYS = ", ".join(
-    f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _STORED_TYPES.items()
+# jsonb travels as text (asyncpg has no jsonb[] codec by default) and is cast per row;
+# instants travel as exact microseconds since the epoch (bigint), turned into timestamptz
+# by PostgreSQL rather than by a Python datetime per row.
+_WIRE_TYPES = {**_STORED_TYPES, "components": "text"} | {
+    c: "int8" for c, t in _STORED_TYPES.items() if t == "timestamptz"
+}
+_SELECTED = ", ".join(
+    f"{c}::jsonb"
+    if t == "jsonb"
+    else f"timestamptz 'epoch' + {c} * interval '1 microsecond'"
+    if t == "timestamptz"
+    else c
+    for c, t in _STORED_TYPES.items()
 )
+_ARRAYS = ", ".join(f"${n}::{t}[]" for n, t in enumerate(_WIRE_TYPES.values(), start=1))
 # Built from the constant column list above, never from input.
-_STORE = text(
+_STORE = (
     f"INSERT INTO measurement ({', '.join(_STORED_COLUMNS)}) "  # noqa: S608
     f"SELECT {_SELECTED} FROM unnest({_ARRAYS}) AS r({', '.join(_STORED_COLUMNS)}) "
     "ON CONFLICT DO NOTHING"
 )
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction (same transaction)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,29 +140,19 @@ class MeasurementRepository:
             return set()
         # Three array parameters instead of 3 x N bind parameters: one short statement
         # to prepare whatever the batch size.
-        rows = await self._session.execute(
-            _CLAIM,
-            {
-                "devices": [k[0] for k in keys],
-                "codes": [k[1] for k in keys],
-                "instants": [k[2] for k in keys],
-                "at": at,
-            },
-        )
-        return {(r.device_id, r.loinc_code, r.measured_at) for r in rows}
+        devices, codes, instants = zip(*keys, strict=True)
+        driver = await _driver(self._session)
+        rows = await driver.fetch(_CLAIM, devices, codes, instants, at)
+        return {(r[0], r[1], r[2]) for r in rows}
 
-    async def store(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One multi-row insert (column arrays unnested); a reading already stored (same
-        key) is left as it is."""
-        if rows:
-            arrays: dict[str, list[Any]] = {name: [] for name in _STORED_COLUMNS}
-            for row in rows:
-                for name in _STORED_COLUMNS:
-                    arrays[name].append(row[name])
-            arrays["components"] = [
-                None if c is None else json.dumps(c) for c in arrays["components"]
-            ]
-            await self._session.execute(_STORE, arrays)
+    async def store(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """One multi-row insert of column lists (unnested arrays, one per stored column;
+        instants as microseconds since the epoch); a reading already stored (same key) is
+        left as it is."""
+        arrays = dict(columns)
+        arrays["components"] = [None if c is None else json.dumps(c) for c in columns["components"]]
+        driver = await _driver(self._session)
+        await driver.execute(_STORE, *(arrays[name] for name in _STORED_COLUMNS))
 
     async def history(
         self,
@@ -394,9 +402,187 @@ class AlertRepository:
         )
         return set(rows.scalars())
 
+    async def acknowledge(
+        self, alert_id: Any, at: datetime, by: str, comment: str | None
+    ) -> RowMapping | None:
+        """Acknowledge the alert if it is still active and not yet acknowledged; returns it
+        then, None otherwise (the caller reads it to tell why)."""
+        rows = await self._session.execute(
+            update(ALERT)
+            .where(
+                ALERT.c.alert_id == alert_id,
+                ALERT.c.cleared_at.is_(None),
+                ALERT.c.acknowledged_at.is_(None),
+            )
+            .values(acknowledged_at=at, acknowledged_by=by, acknowledgement_comment=comment)
+            .returning(*ALERT.c)
+        )
+        return rows.mappings().first()
+
+    async def open_counts(self) -> list[tuple[str, str, int]]:
+        """(kind, département, alerts neither cleared nor acknowledged)."""
+        rows = await self._session.execute(
+            select(ALERT.c.kind, ALERT.c.departement, func.count())
+            .where(ALERT.c.cleared_at.is_(None), ALERT.c.acknowledged_at.is_(None))
+            .group_by(ALERT.c.kind, ALERT.c.departement)
+        )
+        return [(kind, departement, int(count)) for kind, departement, count in rows]
+
+    async def get(self, alert_id: Any) -> RowMapping | None:
+        rows = await self._session.execute(select(ALERT).where(ALERT.c.alert_id == alert_id))
+        return rows.mappings().first()
+
+    async def search(
+        self,
+        *,
+        open_only: bool,
+        site_id: str | None,
+        departement: str | None,
+        kind: str | None,
+        limit: int,
+    ) -> list[RowMapping]:
+        """Alerts newest first; open = neither cleared nor acknowledged."""
+        query = select(ALERT)
+        if open_only:
+            query = query.where(ALERT.c.cleared_at.is_(None), ALERT.c.acknowledged_at.is_(None))
+        if site_id is not None:
+            query = query.where(ALERT.c.site_id == site_id)
+        if departement is not None:
+            query = query.where(ALERT.c.departement == departement)
+        if kind is not None:
+            query = query.where(ALERT.c.kind == kind)
+        query = query.order_by(ALERT.c.raised_at.desc()).limit(limit)
+        return list((await self._session.execute(query)).mappings())
+
     async def for_kiosk(self, kiosk_id: str, *, open_only: bool, limit: int) -> list[RowMapping]:
         query = select(ALERT).where(ALERT.c.kiosk_id == kiosk_id)
         if open_only:
             query = query.where(ALERT.c.cleared_at.is_(None))
         query = query.order_by(ALERT.c.raised_at.desc()).limit(limit)
         return list((await self._session.execute(query)).mappings())
+
+
+class DeviceRepository:
+    """Devices enrolled on kiosks and their credentials (one row per enrolment)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def enrol(self, values: Mapping[str, Any]) -> RowMapping | None:
+        """Enrol a device; None when it is already active (on this kiosk or another)."""
+        statement = (
+            insert(DEVICE)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=[DEVICE.c.device_id], index_where=text("revoked_at IS NULL")
+            )
+            .returning(*DEVICE.c)
+        )
+        return (await self._session.execute(statement)).mappings().first()
+
+    async def active(self, device_id: str) -> RowMapping | None:
+        rows = await self._session.execute(
+            select(DEVICE).where(DEVICE.c.device_id == device_id, DEVICE.c.revoked_at.is_(None))
+        )
+        return rows.mappings().first()
+
+    async def by_credential(self, credential_id: Any) -> RowMapping | None:
+        rows = await self._session.execute(
+            select(DEVICE).where(DEVICE.c.credential_id == credential_id)
+        )
+        return rows.mappings().first()
+
+    async def active_among(self, kiosk_id: str, device_ids: Iterable[str]) -> set[str]:
+        """Those of `device_ids` that are enrolled and not revoked on `kiosk_id`."""
+        wanted = list(set(device_ids))
+        if not wanted:
+            return set()
+        rows = await self._session.execute(
+            select(DEVICE.c.device_id).where(
+                DEVICE.c.kiosk_id == kiosk_id,
+                DEVICE.c.device_id.in_(wanted),
+                DEVICE.c.revoked_at.is_(None),
+            )
+        )
+        return set(rows.scalars())
+
+    async def revoke(
+        self, kiosk_id: str, device_id: str, at: datetime, by: str, reason: str | None
+    ) -> RowMapping | None:
+        rows = await self._session.execute(
+            update(DEVICE)
+            .where(
+                DEVICE.c.kiosk_id == kiosk_id,
+                DEVICE.c.device_id == device_id,
+                DEVICE.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at, revoked_by=by, revoke_reason=reason)
+            .returning(*DEVICE.c)
+        )
+        return rows.mappings().first()
+
+    async def of_kiosk(self, kiosk_id: str, *, limit: int) -> list[RowMapping]:
+        """The kiosk's enrolments, newest first (revoked ones included)."""
+        rows = await self._session.execute(
+            select(DEVICE)
+            .where(DEVICE.c.kiosk_id == kiosk_id)
+            .order_by(DEVICE.c.enrolled_at.desc())
+            .limit(limit)
+        )
+        return list(rows.mappings())
+
+
+PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+QUALITY_METRICS = ("rtt_ms", "jitter_ms", "loss_ratio", "bitrate_kbps")
+
+
+class CallQualityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, values: Mapping[str, Any]) -> bool:
+        """Store a report; False when the same (kiosk, session, instant) was stored before."""
+        statement = (
+            insert(CALL_QUALITY).values(**values).on_conflict_do_nothing().returning(literal(1))
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def summary(
+        self,
+        *,
+        session_id: str | None = None,
+        site_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[RowMapping, dict[str, int]]:
+        """Count, time span and percentiles of each metric (PostgreSQL ordered-set
+        aggregates, one pass), and the number of reports per quality level."""
+        conditions: list[Any] = []
+        if session_id is not None:
+            conditions.append(CALL_QUALITY.c.session_id == session_id)
+        if site_id is not None:
+            conditions.append(CALL_QUALITY.c.site_id == site_id)
+        if since is not None:
+            conditions.append(CALL_QUALITY.c.measured_at >= since)
+        if until is not None:
+            conditions.append(CALL_QUALITY.c.measured_at < until)
+        columns: list[Any] = [
+            func.count().label("reports"),
+            func.min(CALL_QUALITY.c.measured_at).label("first_at"),
+            func.max(CALL_QUALITY.c.measured_at).label("last_at"),
+        ]
+        fractions = array([literal(p) for p in PERCENTILES])
+        for metric in QUALITY_METRICS:
+            column = CALL_QUALITY.c[metric]
+            columns += [
+                func.percentile_cont(fractions).within_group(column).label(f"{metric}_p"),
+                func.min(column).label(f"{metric}_min"),
+                func.max(column).label(f"{metric}_max"),
+            ]
+        summary = (await self._session.execute(select(*columns).where(*conditions))).mappings()
+        levels = await self._session.execute(
+            select(CALL_QUALITY.c.level, func.count())
+            .where(*conditions)
+            .group_by(CALL_QUALITY.c.level)
+        )
+        return summary.one(), {level: int(count) for level, count in levels}

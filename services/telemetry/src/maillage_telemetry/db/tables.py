@@ -10,6 +10,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -147,6 +148,10 @@ ALERT = Table(
     _at("raised_at"),
     _at("cleared_at", nullable=True),
     Column("clear_reason", Text, nullable=True),
+    # Acknowledged: no longer open for people, still the holder of its condition (dedup).
+    _at("acknowledged_at", nullable=True),
+    Column("acknowledged_by", Text, nullable=True),
+    Column("acknowledgement_comment", Text, nullable=True),
     Index(
         "uq_alert_open_dedup_key",
         "dedup_key",
@@ -154,6 +159,51 @@ ALERT = Table(
         postgresql_where=text("cleared_at IS NULL"),
     ),
     Index("ix_alert_kiosk_id", "kiosk_id", "raised_at"),
+)
+
+# A connected device enrolled on a kiosk, with its own credential. One row per enrolment:
+# revoking keeps the row (who, when, why); re-enrolling makes a new credential.
+DEVICE = Table(
+    "device",
+    metadata,
+    Column("credential_id", UUID(as_uuid=True), primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("device_kind", Text, nullable=False),
+    Column("kiosk_id", Text, nullable=False),
+    Column("site_id", Text, nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False),
+    _at("enrolled_at"),
+    Column("enrolled_by", Text, nullable=False),
+    _at("revoked_at", nullable=True),
+    Column("revoked_by", Text, nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    Index(
+        "uq_device_active_device_id",
+        "device_id",
+        unique=True,
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    Index("ix_device_kiosk_id", "kiosk_id", "device_id"),
+)
+
+CALL_QUALITY = Table(
+    "call_quality",
+    metadata,
+    Column("kiosk_id", Text, nullable=False),
+    Column("site_id", Text, nullable=False),
+    Column("departement", Text, nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("role", Text, nullable=True),
+    _at("measured_at"),
+    _at("received_at"),
+    Column("rtt_ms", Integer, nullable=False),
+    Column("jitter_ms", Integer, nullable=False),
+    Column("loss_ratio", Float, nullable=False),
+    Column("bitrate_kbps", Integer, nullable=False),
+    Column("level", Text, nullable=False),
+    PrimaryKeyConstraint("kiosk_id", "session_id", "measured_at"),
+    Index("ix_call_quality_session_id", "session_id"),
+    Index("ix_call_quality_site_id", "site_id", "measured_at"),
 )
 
 MIGRATED_METADATA = [metadata, messaging_metadata]

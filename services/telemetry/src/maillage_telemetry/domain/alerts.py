@@ -81,6 +81,14 @@ def rules_for(rules: Iterable[ThresholdRule], loinc_code: str) -> list[Threshold
     return [rule for rule in rules if rule.loinc_code == loinc_code]
 
 
+def rules_by_code(rules: Iterable[ThresholdRule]) -> dict[str, tuple[ThresholdRule, ...]]:
+    """The rules indexed by LOINC code (looked up once per measurement)."""
+    indexed: dict[str, list[ThresholdRule]] = {}
+    for rule in rules:
+        indexed.setdefault(rule.loinc_code, []).append(rule)
+    return {code: tuple(found) for code, found in indexed.items()}
+
+
 DEFAULT_THRESHOLDS: Sequence[ThresholdRule] = (
     ThresholdRule("59408-5", Direction.BELOW, 90, 92),
     ThresholdRule("2708-6", Direction.BELOW, 90, 92),

@@ -121,15 +121,26 @@ class TimeWindow:
     now: datetime
     retention: timedelta
     future_tolerance: timedelta = timedelta(minutes=5)
+    # Computed once per upload rather than once per item.
+    earliest: datetime = field(init=False)
+    latest: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "earliest", self.now - self.retention)
+        object.__setattr__(self, "latest", self.now + self.future_tolerance)
+
+
+_NORMAL = Acceptable(abnormal=False)
+_ABNORMAL = Acceptable(abnormal=True)
 
 
 def assess(reading: Reading, window: TimeWindow) -> Acceptable | Rejection:
     """Accept (flagging abnormal values) or reject a reading, saying which field and why."""
     if reading.measured_at.tzinfo is None:
         return Rejection("measured_at", "must carry a time zone")
-    if reading.measured_at > window.now + window.future_tolerance:
+    if reading.measured_at > window.latest:
         return Rejection("measured_at", "is too far in the future")
-    if reading.measured_at < window.now - window.retention:
+    if reading.measured_at < window.earliest:
         return Rejection("measured_at", "is older than the retention period")
     if reading.loinc_code in _PANELS:
         return _assess_panel(_PANELS[reading.loinc_code], reading)
@@ -146,13 +157,15 @@ def _assess_quantity(code: str, unit: str, value: float, prefix: str) -> Accepta
     kind = _QUANTITIES.get((code, unit))
     if kind is None:
         return Rejection(f"{prefix}ucum_unit", f"unit {unit!r} is not accepted for {code}")
-    if value != value or value not in kind.possible:  # NaN compares unequal to itself
+    possible = kind.possible
+    if not possible.low <= value <= possible.high:  # NaN fails every comparison
         return Rejection(
             f"{prefix}value",
             f"{value} {unit} is physiologically impossible for {code} "
             f"(possible {kind.possible.low}-{kind.possible.high})",
         )
-    return Acceptable(abnormal=value not in kind.normal)
+    normal = kind.normal
+    return _NORMAL if normal.low <= value <= normal.high else _ABNORMAL
 
 
 def _assess_panel(panel: PanelType, reading: Reading) -> Acceptable | Rejection:

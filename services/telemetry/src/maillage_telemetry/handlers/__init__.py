@@ -7,6 +7,7 @@ from maillage.telemetry.v1 import events_pb2
 from maillage_common.bus import EventConsumer
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_common.events.envelope import Event
+from maillage_telemetry.domain.alerts import rules_by_code
 from maillage_telemetry.settings import TelemetrySettings
 from maillage_telemetry.use_cases.directory import apply_kiosk_snapshot, apply_site_snapshot
 from maillage_telemetry.use_cases.store import store_measurement_batch
@@ -21,7 +22,7 @@ async def on_kiosk_changed(event: Event[directory_pb2.KioskChanged], uow: UnitOf
 
 
 def consumers(settings: TelemetrySettings) -> list[EventConsumer]:
-    rules = settings.threshold_rules()
+    rules = rules_by_code(settings.threshold_rules())
 
     async def on_batch(event: Event[events_pb2.MeasurementBatchIngested], uow: UnitOfWork) -> None:
         await store_measurement_batch(uow, event.message, rules)

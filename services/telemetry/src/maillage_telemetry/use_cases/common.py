@@ -9,10 +9,12 @@ from maillage_telemetry.db.repositories import Placement
 
 @dataclass(frozen=True, slots=True)
 class Uploader:
-    """The kiosk a reading or heartbeat comes from (from its token, or named by a service)."""
+    """The kiosk a reading or heartbeat comes from (from its token, or named by a service),
+    and the one device it is restricted to when a device uploads with its own credential."""
 
     kiosk_id: str
     site_id: str
+    device_id: str | None = None
 
 
 class KioskNotAdmittedError(Exception):

@@ -20,6 +20,12 @@ DEVICE_KINDS: tuple[str, ...] = tuple(
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Enum lookups by name on the ingest hot path: one dict access instead of formatting a
+# name and asking the descriptor for each item.
+_DEVICE_KIND_VALUES: dict[str, types_pb2.DeviceKind.ValueType] = {
+    name: types_pb2.DeviceKind.Value(f"DEVICE_KIND_{name.upper()}") for name in DEVICE_KINDS
+}
+_DEVICE_KIND_NAMES: dict[int, str] = {value: name for name, value in _DEVICE_KIND_VALUES.items()}
 
 
 def timestamp(at: datetime) -> Timestamp:
@@ -29,8 +35,20 @@ def timestamp(at: datetime) -> Timestamp:
     return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
+def set_timestamp(stamp: Timestamp, at: datetime) -> None:
+    """Write `at` into a message's Timestamp field in place (no intermediate message)."""
+    delta = at - _EPOCH
+    stamp.seconds = delta.days * 86_400 + delta.seconds
+    stamp.nanos = delta.microseconds * 1000
+
+
 def instant(stamp: Timestamp) -> datetime:
     return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+def epoch_microseconds(stamp: Timestamp) -> int:
+    """Exact microseconds since the epoch (PostgreSQL turns them into a timestamptz)."""
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
 
 
 def _enum_name(enum: Any, prefix: str, value: int) -> str:
@@ -42,11 +60,11 @@ def _enum_name(enum: Any, prefix: str, value: int) -> str:
 def device_kind(name: str | None) -> types_pb2.DeviceKind.ValueType:
     if not name:
         return types_pb2.DEVICE_KIND_UNSPECIFIED
-    return types_pb2.DeviceKind.Value(f"DEVICE_KIND_{name.upper()}")
+    return _DEVICE_KIND_VALUES[name]
 
 
 def device_kind_name(value: int) -> str:
-    return _enum_name(types_pb2.DeviceKind, "DEVICE_KIND", value)
+    return _DEVICE_KIND_NAMES.get(value, "")
 
 
 def kiosk_status(name: str) -> events_pb2.KioskStatus.ValueType:
@@ -104,4 +122,14 @@ def alert_cleared(alert: Mapping[Any, Any]) -> events_pb2.AlertCleared:
         **_alert_fields(alert),
         cleared_at=timestamp(alert["cleared_at"]),
         reason=events_pb2.ClearReason.Value(f"CLEAR_REASON_{alert['clear_reason'].upper()}"),
+    )
+
+
+def alert_acknowledged(alert: Mapping[Any, Any]) -> events_pb2.AlertAcknowledged:
+    return events_pb2.AlertAcknowledged(
+        **_alert_fields(alert),
+        acknowledged_at=timestamp(alert["acknowledged_at"]),
+        acknowledged_by=alert["acknowledged_by"],
+        # The comment stays here: free text may name a patient (never on Kafka).
+        has_comment=bool(alert["acknowledgement_comment"]),
     )

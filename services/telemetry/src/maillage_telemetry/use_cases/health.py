@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from maillage.telemetry.v1 import events_pb2
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_telemetry.db.repositories import (
+    CallQualityRepository,
     DirectoryRepository,
     KioskHealthRepository,
     RetentionRepository,
@@ -177,14 +178,34 @@ class CallQualityReport:
 
 
 async def report_call_quality(
-    uow: UnitOfWork, uploader: Uploader, report: CallQualityReport
-) -> None:
-    """Publish what the kiosk measured during a session (statistics consumes it)."""
+    uow: UnitOfWork, uploader: Uploader, report: CallQualityReport, now: datetime
+) -> bool:
+    """Store what the kiosk measured during a session and publish it (statistics consumes
+    it). A report sent twice (same kiosk, session and instant) is stored and published
+    once; returns whether it was new."""
     async with uow:
         placement = await DirectoryRepository(uow.session).placement(
             uploader.kiosk_id, uploader.site_id
         )
         admit(placement)
+        fresh = await CallQualityRepository(uow.session).add(
+            {
+                "kiosk_id": uploader.kiosk_id,
+                "site_id": placement.site_id,
+                "departement": placement.departement,
+                "session_id": report.session_id,
+                "role": report.role,
+                "measured_at": report.measured_at,
+                "received_at": now,
+                "rtt_ms": report.rtt_ms,
+                "jitter_ms": report.jitter_ms,
+                "loss_ratio": report.loss_ratio,
+                "bitrate_kbps": report.bitrate_kbps,
+                "level": report.level.value,
+            }
+        )
+        if not fresh:
+            return False
         event = events_pb2.CallQualityReported(
             kiosk_id=uploader.kiosk_id,
             site_id=placement.site_id,
@@ -200,3 +221,4 @@ async def report_call_quality(
         )
         await uow.record(event, subject=uploader.kiosk_id)
         await uow.commit()
+    return True

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from maillage.telemetry.v1 import events_pb2
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_telemetry.db.repositories import (
     ConsentRepository,
+    DeviceRepository,
     DirectoryRepository,
     MeasurementRepository,
     ReadingKey,
@@ -29,8 +29,11 @@ from maillage_telemetry.domain.measurements import (
 from maillage_telemetry.metrics import INGEST_LATENCY, MEASUREMENTS_INGESTED
 from maillage_telemetry.use_cases import contract
 from maillage_telemetry.use_cases.common import Uploader, admit
+from maillage_telemetry.use_cases.devices import DeviceCredential, device_uploader
 
 NO_CONSENT = "no consent is recorded for this patient_ref"
+NOT_ENROLLED = "is not an active device of this kiosk (enrol it; a revoked device stays refused)"
+NOT_THIS_DEVICE = "is not the device of the credential that sent it"
 EVENT_CHUNK = 500
 
 
@@ -81,20 +84,29 @@ ParsedItem = MeasurementItem | list[Rejection]
 
 async def ingest_measurements(
     uow: UnitOfWork,
-    uploader: Uploader,
+    source: Uploader | DeviceCredential,
     items: Sequence[tuple[ParsedItem, str]],
     window: TimeWindow,
 ) -> IngestResult:
-    """Validate each item, refuse those without consent, answer duplicates, and record the
-    accepted ones as one MeasurementBatchIngested event in the same transaction as their
-    idempotency keys. `items` pairs each parsed item with its raw LOINC code (for metrics)."""
+    """Validate each item, refuse those from a device not active on the kiosk or without
+    consent, answer duplicates, and record the accepted ones as one MeasurementBatchIngested
+    event in the same transaction as their idempotency keys. `items` pairs each parsed item
+    with its raw LOINC code (for metrics)."""
     results, candidates = _assess_all(items, window)
     batch_id = uuid.uuid4()
     async with uow:
+        uploader = (
+            await device_uploader(uow.session, source.text)
+            if isinstance(source, DeviceCredential)
+            else source
+        )
         placement = await DirectoryRepository(uow.session).placement(
             uploader.kiosk_id, uploader.site_id
         )
         admit(placement)
+        # A service names only the kiosk: its site comes from the directory read model.
+        uploader = Uploader(uploader.kiosk_id, placement.site_id, uploader.device_id)
+        candidates = await _from_active_devices(uow, uploader, candidates)
         consented = await ConsentRepository(uow.session).granted_among(
             item.patient_ref for item, _ in candidates
         )
@@ -122,6 +134,25 @@ async def ingest_measurements(
     return IngestResult(batch_id, results)
 
 
+async def _from_active_devices(
+    uow: UnitOfWork, uploader: Uploader, candidates: list[tuple[MeasurementItem, ItemResult]]
+) -> list[tuple[MeasurementItem, ItemResult]]:
+    """Keep the items of devices enrolled and not revoked on the uploading kiosk (and only
+    the credential's own device when a device uploads); reject the others per item."""
+    active = await DeviceRepository(uow.session).active_among(
+        uploader.kiosk_id, {item.device_id for item, _ in candidates}
+    )
+    kept: list[tuple[MeasurementItem, ItemResult]] = []
+    for item, result in candidates:
+        if uploader.device_id is not None and item.device_id != uploader.device_id:
+            _reject(result, Rejection("device_id", NOT_THIS_DEVICE))
+        elif item.device_id not in active:
+            _reject(result, Rejection("device_id", NOT_ENROLLED))
+        else:
+            kept.append((item, result))
+    return kept
+
+
 def _assess_all(
     items: Sequence[tuple[ParsedItem, str]], window: TimeWindow
 ) -> tuple[list[ItemResult], list[tuple[MeasurementItem, ItemResult]]]:
@@ -137,11 +168,13 @@ def _assess_all(
         verdict = assess(item.reading, window)
         if isinstance(verdict, Rejection):
             _reject(result, verdict)
-        elif item.key in seen:
+            continue
+        key = item.key
+        if key in seen:
             # The same reading twice in one upload: the first one counts.
             result.outcome = Outcome.DUPLICATE
         else:
-            seen.add(item.key)
+            seen.add(key)
             result.abnormal = isinstance(verdict, Acceptable) and verdict.abnormal
             candidates.append((item, result))
     return results, candidates
@@ -160,52 +193,48 @@ def _batch_event(
     accepted: Sequence[tuple[MeasurementItem, ItemResult]],
     now: datetime,
 ) -> events_pb2.MeasurementBatchIngested:
-    received_at = contract.timestamp(now)
-    return events_pb2.MeasurementBatchIngested(
+    event = events_pb2.MeasurementBatchIngested(
         batch_id=str(batch_id),
         kiosk_id=uploader.kiosk_id,
         site_id=uploader.site_id,
         departement=departement,
-        ingested_at=received_at,
-        measurements=[
-            _measurement(item, result.abnormal, uploader, received_at) for item, result in accepted
-        ],
     )
-
-
-def _measurement(
-    item: MeasurementItem, abnormal: bool, uploader: Uploader, received_at: Timestamp
-) -> events_pb2.Measurement:
-    reading = item.reading
-    message = events_pb2.Measurement(
-        measurement_id=str(item.measurement_id),
-        device_id=item.device_id,
-        device_kind=contract.device_kind(item.device_kind),
-        kiosk_id=uploader.kiosk_id,
-        site_id=uploader.site_id,
-        patient_ref=item.patient_ref,
-        loinc_code=reading.loinc_code,
-        ucum_unit=reading.ucum_unit,
-        value=reading.value or 0.0,
-        components=[
-            events_pb2.MeasurementComponent(
-                loinc_code=c.loinc_code, ucum_unit=c.ucum_unit, value=c.value
-            )
-            for c in reading.components
-        ],
-        measured_at=contract.timestamp(reading.measured_at),
-        abnormal=abnormal,
-        session_id=item.session_id or "",
-    )
-    message.received_at.CopyFrom(received_at)
-    return message
+    contract.set_timestamp(event.ingested_at, now)
+    # Measurements are added to the batch in place (no message built then copied in), and
+    # what every item shares is computed once: this loop runs once per accepted item.
+    received = event.ingested_at
+    add = event.measurements.add
+    kiosk_id, site_id = uploader.kiosk_id, uploader.site_id
+    for item, result in accepted:
+        reading = item.reading
+        message = add(
+            measurement_id=str(item.measurement_id),
+            device_id=item.device_id,
+            device_kind=contract.device_kind(item.device_kind),
+            kiosk_id=kiosk_id,
+            site_id=site_id,
+            patient_ref=item.patient_ref,
+            loinc_code=reading.loinc_code,
+            ucum_unit=reading.ucum_unit,
+            value=reading.value or 0.0,
+            abnormal=result.abnormal,
+            session_id=item.session_id or "",
+        )
+        for c in reading.components:
+            message.components.add(loinc_code=c.loinc_code, ucum_unit=c.ucum_unit, value=c.value)
+        contract.set_timestamp(message.measured_at, reading.measured_at)
+        message.received_at.seconds = received.seconds
+        message.received_at.nanos = received.nanos
+    return event
 
 
 def _count(results: Sequence[ItemResult]) -> None:
-    for result in results:
+    # One increment per (code, outcome) of the upload, not per item.
+    tally = Counter((result.loinc_code, result.outcome.value) for result in results)
+    for (loinc_code, outcome), count in tally.items():
         # Only known codes become label values: a client must not grow the label set.
-        code = result.loinc_code if is_known(result.loinc_code) else "other"
-        MEASUREMENTS_INGESTED.labels(code, result.outcome.value).inc()
+        code = loinc_code if is_known(loinc_code) else "other"
+        MEASUREMENTS_INGESTED.labels(code, outcome).inc(count)
 
 
 def observe_accepted(seconds: float) -> None:

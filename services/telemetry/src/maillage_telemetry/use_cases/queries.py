@@ -10,7 +10,10 @@ from typing import Any
 
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_telemetry.db.repositories import (
+    PERCENTILES,
+    QUALITY_METRICS,
     AlertRepository,
+    CallQualityRepository,
     KioskHealthRepository,
     MeasurementRepository,
 )
@@ -155,3 +158,55 @@ async def measurement_history(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    minimum: float | None
+    maximum: float | None
+    percentiles: Mapping[str, float]
+    """"p50", "p90", "p95", "p99" → value (empty when there is no report)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallQualitySummary:
+    reports: int
+    first_at: datetime | None
+    last_at: datetime | None
+    metrics: Mapping[str, MetricSummary]
+    levels: Mapping[str, int]
+
+
+async def call_quality_summary(
+    uow: UnitOfWork,
+    *,
+    session_id: str | None = None,
+    site_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> CallQualitySummary:
+    """Percentiles of rtt, jitter, loss and bitrate over the kiosks' reports of a session
+    or of a site (within `site_id` too when the caller is site staff)."""
+    async with uow:
+        row, levels = await CallQualityRepository(uow.session).summary(
+            session_id=session_id, site_id=site_id, since=since, until=until
+        )
+    metrics = {}
+    for metric in QUALITY_METRICS:
+        values = row[f"{metric}_p"] or []
+        metrics[metric] = MetricSummary(
+            minimum=row[f"{metric}_min"],
+            maximum=row[f"{metric}_max"],
+            percentiles={
+                f"p{round(fraction * 100)}": float(value)
+                for fraction, value in zip(PERCENTILES, values, strict=False)
+                if value is not None
+            },
+        )
+    return CallQualitySummary(
+        reports=int(row["reports"]),
+        first_at=row["first_at"],
+        last_at=row["last_at"],
+        metrics=metrics,
+        levels=levels,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,6 @@ from maillage_telemetry.domain.alerts import (
     AlertKind,
     ThresholdRule,
     Transition,
-    rules_for,
     threshold_key,
     threshold_transition,
 )
@@ -22,57 +21,68 @@ from maillage_telemetry.use_cases import contract
 from maillage_telemetry.use_cases.alerting import clear_alert, new_alert, raise_alert
 
 
-def measurement_row(m: events_pb2.Measurement, departement: str) -> dict[str, Any]:
+def measurement_columns(batch: events_pb2.MeasurementBatchIngested) -> dict[str, list[Any]]:
+    """The batch as one list per stored column (the shape of the multi-row insert), read
+    straight from the protobuf: no row dict, no datetime per measurement."""
+    ms = batch.measurements
     components = [
-        {"loinc_code": c.loinc_code, "ucum_unit": c.ucum_unit, "value": c.value}
-        for c in m.components
+        [{"loinc_code": c.loinc_code, "ucum_unit": c.ucum_unit, "value": c.value} for c in cs]
+        or None
+        for cs in (m.components for m in ms)
     ]
     return {
         # The database casts the text to uuid: cheaper than uuid.UUID() per row here.
-        "measurement_id": m.measurement_id,
-        "device_id": m.device_id,
-        "device_kind": contract.device_kind_name(m.device_kind),
-        "kiosk_id": m.kiosk_id,
-        "site_id": m.site_id,
-        "departement": departement,
-        "patient_ref": m.patient_ref,
-        "loinc_code": m.loinc_code,
-        "ucum_unit": m.ucum_unit,
-        "value": None if components else m.value,
-        "components": components or None,
-        "measured_at": contract.instant(m.measured_at),
-        "received_at": contract.instant(m.received_at),
-        "abnormal": m.abnormal,
-        "session_id": m.session_id or None,
+        "measurement_id": [m.measurement_id for m in ms],
+        "device_id": [m.device_id for m in ms],
+        "device_kind": [contract.device_kind_name(m.device_kind) for m in ms],
+        "kiosk_id": [m.kiosk_id for m in ms],
+        "site_id": [m.site_id for m in ms],
+        "departement": [batch.departement] * len(ms),
+        "patient_ref": [m.patient_ref for m in ms],
+        "loinc_code": [m.loinc_code for m in ms],
+        "ucum_unit": [m.ucum_unit for m in ms],
+        "value": [None if c else m.value for m, c in zip(ms, components, strict=True)],
+        "components": components,
+        "measured_at": [contract.epoch_microseconds(m.measured_at) for m in ms],
+        "received_at": [contract.epoch_microseconds(m.received_at) for m in ms],
+        "abnormal": [m.abnormal for m in ms],
+        "session_id": [m.session_id or None for m in ms],
     }
 
 
 async def store_measurement_batch(
-    uow: UnitOfWork, batch: events_pb2.MeasurementBatchIngested, rules: Sequence[ThresholdRule]
+    uow: UnitOfWork,
+    batch: events_pb2.MeasurementBatchIngested,
+    rules: Mapping[str, Sequence[ThresholdRule]],
 ) -> None:
     """Store every measurement of the batch (idempotently) and raise or clear threshold
-    alerts. Runs inside the consumer's transaction; the consumer commits."""
-    rows = [measurement_row(m, batch.departement) for m in batch.measurements]
-    await MeasurementRepository(uow.session).store(rows)
+    alerts (`rules` by LOINC code). Runs inside the consumer's transaction; the consumer
+    commits."""
+    if not batch.measurements:
+        return
+    await MeasurementRepository(uow.session).store(measurement_columns(batch))
     await _evaluate_thresholds(uow, batch, rules)
-    MEASUREMENTS_STORED.inc(len(rows))
-    if batch.measurements:
-        received_at = contract.instant(batch.ingested_at)
-        INGEST_LATENCY.labels("stored").observe((datetime.now(UTC) - received_at).total_seconds())
+    MEASUREMENTS_STORED.inc(len(batch.measurements))
+    received_at = contract.instant(batch.ingested_at)
+    INGEST_LATENCY.labels("stored").observe((datetime.now(UTC) - received_at).total_seconds())
 
 
 async def _evaluate_thresholds(
-    uow: UnitOfWork, batch: events_pb2.MeasurementBatchIngested, rules: Sequence[ThresholdRule]
+    uow: UnitOfWork,
+    batch: events_pb2.MeasurementBatchIngested,
+    rules: Mapping[str, Sequence[ThresholdRule]],
 ) -> None:
     checks: list[tuple[events_pb2.Measurement, str, float, ThresholdRule]] = []
-    for m in sorted(batch.measurements, key=lambda m: m.measured_at.ToNanoseconds()):
-        values = {c.loinc_code: (c.ucum_unit, c.value) for c in m.components} or {
-            m.loinc_code: (m.ucum_unit, m.value)
-        }
-        for code, (unit, value) in values.items():
-            checks.extend((m, unit, value, rule) for rule in rules_for(rules, code))
+    for m in batch.measurements:
+        observed = [(c.loinc_code, c.ucum_unit, c.value) for c in m.components] or [
+            (m.loinc_code, m.ucum_unit, m.value)
+        ]
+        for code, unit, value in observed:
+            checks.extend((m, unit, value, rule) for rule in rules.get(code, ()))
     if not checks:
         return
+    # In time order, so that hysteresis sees the values as they were measured.
+    checks.sort(key=lambda check: contract.epoch_microseconds(check[0].measured_at))
     open_keys = await AlertRepository(uow.session).open_keys(
         threshold_key(m.patient_ref, rule) for m, _, _, rule in checks
     )
