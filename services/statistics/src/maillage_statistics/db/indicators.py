@@ -82,21 +82,34 @@ PARIS = ZoneInfo(TIME_ZONE)
 
 @dataclass
 class _Split:
-    """A period split into whole Paris months (read from a rollup) and edges (base rows)."""
+    """A period cut into whole Paris months (monthly rollups), whole Paris days of its partial
+    first/last month (daily rollups) and partial first/last days (base rows)."""
 
     months: str
+    days: list[tuple[str, str]]
     edges: list[tuple[str, str]]
     params: dict[str, Any]
+
+    def days_on(self, column: str) -> list[str]:
+        return [f"{column} >= :{lo} AND {column} < :{hi}" for lo, hi in self.days]
 
     def edges_on(self, instant: str) -> list[str]:
         # One range per query branch: an OR of ranges defeats the index-only scans.
         return [f"{instant} >= :{lo} AND {instant} < :{hi}" for lo, hi in self.edges]
 
 
-def _paris_month(instant: datetime, *, ceiling: bool) -> date:
-    """The Paris month containing `instant` (the next one if `ceiling` and not its start)."""
-    start = instant.astimezone(PARIS).date().replace(day=1)
-    if ceiling and _midnight(start) != instant:
+def _paris_day(instant: datetime, *, ceiling: bool) -> date:
+    """The Paris day containing `instant` (the next one if `ceiling` and not its midnight)."""
+    day = instant.astimezone(PARIS).date()
+    if ceiling and _midnight(day) != instant:
+        day += timedelta(days=1)
+    return day
+
+
+def _month_of(day: date, *, ceiling: bool) -> date:
+    """The month starting on or before `day` (on or after it if `ceiling`)."""
+    start = day.replace(day=1)
+    if ceiling and start != day:
         start = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
     return start
 
@@ -108,28 +121,52 @@ def _midnight(day: date) -> datetime:
 def _split(filters: Filters) -> _Split:
     since, until = filters.since, filters.until
     if since is None and until is None:
-        return _Split("TRUE", [], {})
-    # Rows without an instant (month '-infinity') are in no bounded period, as in the base.
-    months = ["r.month > '-infinity'::date"]
-    edges: list[tuple[str, str]] = []
+        return _Split("TRUE", [], [], {})
     params: dict[str, Any] = {
         key: value for key, value in (("cells_since", since), ("cells_until", until)) if value
     }
-    first = _paris_month(since, ceiling=True) if since else None
-    last = _paris_month(until, ceiling=False) if until else None
-    if first is not None and last is not None and first >= last:
-        return _Split("FALSE", [("cells_since", "cells_until")], params)
-    if since is not None and first is not None:
-        months.append("r.month >= :cells_first")
-        params.update(cells_first=first, cells_first_at=_midnight(first))
-        if _midnight(first) != since:
-            edges.append(("cells_since", "cells_first_at"))
-    if until is not None and last is not None:
-        months.append("r.month < :cells_last")
-        params.update(cells_last=last, cells_last_at=_midnight(last))
-        if _midnight(last) != until:
-            edges.append(("cells_last_at", "cells_until"))
-    return _Split(" AND ".join(months), edges, params)
+    first_day = _paris_day(since, ceiling=True) if since else None
+    last_day = _paris_day(until, ceiling=False) if until else None
+    if first_day is not None and last_day is not None and first_day >= last_day:
+        # No whole Paris day inside: under two days of base rows.
+        return _Split("FALSE", [], [("cells_since", "cells_until")], params)
+    # Rows without an instant (month '-infinity') are in no bounded period, as in the base.
+    months = ["r.month > '-infinity'::date"]
+    days: list[tuple[str, str]] = []
+    edges: list[tuple[str, str]] = []
+    first_month = _month_of(first_day, ceiling=True) if first_day else None
+    last_month = _month_of(last_day, ceiling=False) if last_day else None
+    params.update(
+        {
+            key: value
+            for key, value in (
+                ("cells_first_day", first_day),
+                ("cells_last_day", last_day),
+                ("cells_first_month", first_month),
+                ("cells_last_month", last_month),
+            )
+            if value
+        }
+    )
+    if first_month is not None and last_month is not None and first_month >= last_month:
+        months = ["FALSE"]
+        days.append(("cells_first_day", "cells_last_day"))
+    else:
+        if first_day is not None and first_month is not None:
+            months.append("r.month >= :cells_first_month")
+            if first_day < first_month:
+                days.append(("cells_first_day", "cells_first_month"))
+        if last_day is not None and last_month is not None:
+            months.append("r.month < :cells_last_month")
+            if last_month < last_day:
+                days.append(("cells_last_month", "cells_last_day"))
+    if since is not None and first_day is not None and _midnight(first_day) != since:
+        params["cells_first_at"] = _midnight(first_day)
+        edges.append(("cells_since", "cells_first_at"))
+    if until is not None and last_day is not None and _midnight(last_day) != until:
+        params["cells_last_at"] = _midnight(last_day)
+        edges.append(("cells_last_at", "cells_until"))
+    return _Split(" AND ".join(months), days, edges, params)
 
 
 def _teleconsultation_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
@@ -138,6 +175,11 @@ def _teleconsultation_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
     sql = f"""SELECT r.month, r.site_id, r.departement, r.specialty_code, r.mode, r.assistance,
                      r.sessions
               FROM teleconsultation_month r WHERE {split.months}"""
+    for days in split.days_on("r.day"):
+        sql += f""" UNION ALL
+            SELECT date_trunc('month', r.day::timestamp)::date, r.site_id, r.departement,
+                   r.specialty_code, r.mode, r.assistance, r.sessions
+            FROM teleconsultation_day r WHERE {days}"""
     for edge in split.edges_on("s.started_at"):
         sql += f""" UNION ALL
             SELECT date_trunc('month', s.started_at AT TIME ZONE '{TIME_ZONE}')::date,
@@ -148,22 +190,51 @@ def _teleconsultation_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
     return sql, split.params
 
 
+def _expertise_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """Rows (site_id, departement, specialty_code, outcome, expertises) by request instant."""
+    split = _split(filters)
+    columns = "r.site_id, r.departement, r.specialty_code, r.outcome, r.expertises"
+    sql = f"SELECT {columns} FROM expertise_month r WHERE {split.months}"
+    for days in split.days_on("r.day"):
+        sql += f" UNION ALL SELECT {columns} FROM expertise_day r WHERE {days}"
+    for edge in split.edges_on("e.requested_at"):
+        sql += f""" UNION ALL
+            SELECT e.site_id, e.departement, e.specialty_code, e.outcome, count(*)::int
+            FROM expertise e WHERE {edge} GROUP BY 1, 2, 3, 4"""
+    return sql, split.params
+
+
 def _specialty_cells(filters: Filters, *sources: str) -> tuple[str, dict[str, Any]]:
     """Rows (site_id, source, specialty_code, responder_id, acts) of these sources."""
     split = _split(filters)
     wanted = ", ".join(f"'{source}'" for source in sources)
     sql = f"""SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
               FROM specialty_month r WHERE r.source IN ({wanted}) AND {split.months}"""
-    for session_edge in split.edges_on("s.started_at") if "teleconsultation" in sources else []:
+    for days in split.days_on("r.day"):
         sql += f""" UNION ALL
-            SELECT s.site_id, 'teleconsultation', s.specialty_code, s.responder_id,
-                   count(*)::int
-            FROM session s WHERE {_TELECONSULTATION} AND {session_edge}
-            GROUP BY 1, 2, 3, 4"""
-    expertises = any(source.startswith("expertise") for source in sources)
-    for expertise_edge in split.edges_on("e.requested_at") if expertises else []:
-        sql += f""" UNION ALL
-            SELECT * FROM (
+            SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
+            FROM specialty_day r WHERE r.source IN ({wanted}) AND {days}"""
+    for edge in _specialty_edges(split, *sources):
+        sql += f" UNION ALL {edge}"
+    return sql, split.params
+
+
+def _specialty_edges(split: _Split, *sources: str) -> list[str]:
+    """Base-row cells (site_id, source, specialty_code, responder_id, acts) of the partial
+    first/last days of the period, one SELECT per edge and table."""
+    wanted = ", ".join(f"'{source}'" for source in sources)
+    selects = []
+    if "teleconsultation" in sources:
+        selects += [
+            f"""SELECT s.site_id, 'teleconsultation', s.specialty_code, s.responder_id,
+                       count(*)::int
+                FROM session s WHERE {_TELECONSULTATION} AND {edge}
+                GROUP BY 1, 2, 3, 4"""
+            for edge in split.edges_on("s.started_at")
+        ]
+    if any(source.startswith("expertise") for source in sources):
+        selects += [
+            f"""SELECT * FROM (
                 SELECT e.site_id, f.source, e.specialty_code,
                        CASE WHEN f.source = 'expertise_answered' THEN e.responder_id ELSE '' END,
                        count(*)::int
@@ -171,9 +242,11 @@ def _specialty_cells(filters: Filters, *sources: str) -> tuple[str, dict[str, An
                     (CASE WHEN e.requested_at IS NOT NULL THEN 'expertise_requested' END),
                     (CASE WHEN e.answered_at IS NOT NULL THEN 'expertise_answered' END))
                     AS f(source)
-                WHERE f.source IS NOT NULL AND {expertise_edge}
+                WHERE f.source IS NOT NULL AND {edge}
                 GROUP BY 1, 2, 3, 4) b WHERE b.source IN ({wanted})"""
-    return sql, split.params
+            for edge in split.edges_on("e.requested_at")
+        ]
+    return selects
 
 
 def _unbounded(filters: Filters) -> Filters:
@@ -215,14 +288,15 @@ class IndicatorQueries:
         )
 
     async def teleexpertises(self, filters: Filters) -> list[Row]:
-        where = _activity_where(filters, "e", "requested_at")
+        cells, params = _expertise_cells(filters)
+        where = _activity_where(_unbounded(filters), "c", "month")
         return await self._rows(
-            f"""SELECT CASE WHEN e.outcome = '' THEN 'open' ELSE e.outcome END AS outcome,
-                       count(*) AS teleexpertises
-                FROM expertise e {_join_site(filters, "e")}
-                WHERE e.requested_at IS NOT NULL AND {where.sql}
+            f"""SELECT CASE WHEN c.outcome = '' THEN 'open' ELSE c.outcome END AS outcome,
+                       sum(c.expertises)::bigint AS teleexpertises
+                FROM ({cells}) c {_join_site(filters, "c")}
+                WHERE {where.sql}
                 GROUP BY 1 ORDER BY 1""",
-            where.params,
+            {**params, **where.params},
         )
 
     async def telemonitoring(self, filters: Filters) -> list[Row]:
@@ -325,7 +399,22 @@ class IndicatorQueries:
             {**sites.params, **cell_params},
         )
 
-    async def specialties(self, filters: Filters) -> list[Row]:
+    async def specialties(self, filters: Filters, *, probe: bool | None = None) -> list[Row]:
+        """Per specialty: operational sites calling on it and responders mobilised (by
+        teleconsultations and answered tele-expertises).
+
+        Two plans, same answer (a test holds them equal). Folding every cell of the period
+        reads one row per (site, specialty, responder, month): ~200,000 for a region-wide year
+        at 1,000,000 sessions. Probing asks, for each (specialty, responder) and each
+        (operational site, specialty), whether one cell of the period exists, stopping at the
+        first: a few thousand index descents. Probing is chosen when the territory is the
+        whole region; a département or site attribute leaves few sites, whose cells the fold
+        reads by site.
+        """
+        if probe is None:
+            probe = not (filters.departement or filters.site_category or filters.deployment_model)
+        if probe:
+            return await self._specialties_by_probes(filters)
         sites = _site_where(filters)
         cells, cell_params = _specialty_cells(filters, "teleconsultation", "expertise_answered")
         specialty = "AND a.specialty_code = :specialty" if filters.specialty else ""
@@ -347,6 +436,82 @@ class IndicatorQueries:
                           WHERE responder_id <> '') d GROUP BY 1)
                 SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
                 FROM by_site s LEFT JOIN by_responder r USING (specialty_code)
+                ORDER BY s.sites DESC, s.specialty_code""",
+            params,
+        )
+
+    async def _specialties_by_probes(self, filters: Filters) -> list[Row]:
+        split = _split(filters)
+        sites = _site_where(filters)
+        sources = "r.source IN ('teleconsultation', 'expertise_answered')"
+        params: dict[str, Any] = {**sites.params, **split.params}
+        specialty = ""
+        if filters.specialty:
+            specialty = "AND {0}.specialty_code = :specialty"
+            params["specialty"] = filters.specialty
+
+        def probe(match: str) -> str:
+            """A LATERAL row when some month or day cell of the period matches: it stops at
+            the first. (An EXISTS would do, but the planner turns it into a hashed subplan
+            that reads every cell of the period, and drops a LIMIT inside it.)"""
+            ranges = [f"specialty_month r WHERE {split.months}"] + [
+                f"specialty_day r WHERE {days}" for days in split.days_on("r.day")
+            ]
+            union = " UNION ALL ".join(
+                f"SELECT 1 FROM {cells} AND {sources} AND {match}" for cells in ranges
+            )
+            return f"CROSS JOIN LATERAL ({union} LIMIT 1) hit"
+
+        edges = (
+            " UNION ALL ".join(_specialty_edges(split, "teleconsultation", "expertise_answered"))
+            or "SELECT NULL::varchar, NULL::varchar, NULL::varchar, NULL::varchar, 0 WHERE FALSE"
+        )
+        responder_match = """r.specialty_code = p.specialty_code AND r.responder_id = p.responder_id
+            AND r.site_id = ANY ((SELECT ids FROM operational)::varchar[])"""
+        site_match = "r.site_id = o.site_id AND r.specialty_code = c.specialty_code"
+        return await self._rows(
+            # Every (specialty, responder) ever rolled up, by a loose index scan: the monthly
+            # rollup holds every month, so it lists every pair any period can contain.
+            # The operational sites as one array: a probe then stops at its first cell (an IN
+            # list would be planned as a hash join that reads every cell of the pair).
+            f"""WITH RECURSIVE operational AS MATERIALIZED (
+                    SELECT coalesce(array_agg(st.site_id), '{{}}') AS ids
+                    FROM site st WHERE {sites.sql}),
+                pairs AS (
+                    (SELECT specialty_code, responder_id FROM specialty_month
+                     ORDER BY 1, 2 LIMIT 1)
+                    UNION ALL
+                    SELECT n.specialty_code, n.responder_id FROM pairs p
+                    CROSS JOIN LATERAL (
+                        SELECT r.specialty_code, r.responder_id FROM specialty_month r
+                        WHERE (r.specialty_code, r.responder_id)
+                              > (p.specialty_code, p.responder_id)
+                        ORDER BY 1, 2 LIMIT 1) n),
+                wanted AS MATERIALIZED (
+                    SELECT * FROM pairs p WHERE p.specialty_code <> '' {specialty.format("p")}),
+                edges AS MATERIALIZED (
+                    SELECT e.* FROM ({edges}) AS e(site_id, source, specialty_code,
+                                                   responder_id, acts)
+                    WHERE e.specialty_code <> ''
+                          AND e.site_id = ANY ((SELECT ids FROM operational)::varchar[])
+                          {specialty.format("e")}),
+                responders AS (
+                    SELECT p.specialty_code, p.responder_id FROM wanted p
+                    {probe(responder_match)}
+                    WHERE p.responder_id <> ''
+                    UNION
+                    SELECT specialty_code, responder_id FROM edges WHERE responder_id <> ''),
+                calling AS (
+                    SELECT c.specialty_code, o.site_id
+                    FROM (SELECT DISTINCT specialty_code FROM wanted) c
+                    CROSS JOIN (SELECT unnest(ids) AS site_id FROM operational) o
+                    {probe(site_match)}
+                    UNION
+                    SELECT specialty_code, site_id FROM edges)
+                SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
+                FROM (SELECT specialty_code, count(*) AS sites FROM calling GROUP BY 1) s
+                LEFT JOIN (SELECT specialty_code, count(*) AS responders FROM responders
+                           GROUP BY 1) r USING (specialty_code)
                 ORDER BY s.sites DESC, s.specialty_code""",
             params,
         )

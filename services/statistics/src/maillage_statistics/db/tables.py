@@ -256,6 +256,53 @@ specialty_month = Table(
     Column("acts", Integer, nullable=False),
 )
 
-ROLLUPS = (teleconsultation_month, specialty_month)
+# Daily rollups (migration 0004): the same cells per (site, Paris day), read for the whole days
+# of a period's partial first/last month. Rows without an instant have no day.
+teleconsultation_day = Table(
+    "teleconsultation_day",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site_id", String, primary_key=True),
+    Column("departement", String, primary_key=True),
+    Column("specialty_code", String, primary_key=True),
+    Column("mode", String, primary_key=True),
+    Column("assistance", String, primary_key=True),
+    Column("sessions", Integer, nullable=False),
+)
+
+specialty_day = Table(
+    "specialty_day",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site_id", String, primary_key=True),
+    Column("source", String, primary_key=True),
+    Column("specialty_code", String, primary_key=True),
+    Column("responder_id", String, primary_key=True),
+    Column("acts", Integer, nullable=False),
+)
+
+# Tele-expertises by outcome, dated by the request (rows without a request instant: none).
+expertise_month, expertise_day = (
+    Table(
+        f"expertise_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("site_id", String, primary_key=True),
+        Column("departement", String, primary_key=True),
+        Column("specialty_code", String, primary_key=True),
+        Column("outcome", String, primary_key=True),
+        Column("expertises", Integer, nullable=False),
+    )
+    for grain in ("month", "day")
+)
+
+ROLLUPS = (
+    teleconsultation_month,
+    specialty_month,
+    teleconsultation_day,
+    specialty_day,
+    expertise_month,
+    expertise_day,
+)
 
 MIGRATED_METADATA = [metadata, messaging_metadata]
