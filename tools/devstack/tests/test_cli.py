@@ -84,9 +84,11 @@ def test_bench_lists_every_service_benchmark(capsys: pytest.CaptureFixture[str])
 
 
 def test_bench_runs_registered_benchmarks(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(bench, "_REGISTRY", {})
+    monkeypatch.setattr(bench, "RESULTS_DIRECTORY", tmp_path / "bench-results")
+    monkeypatch.setattr(bench, "REPORT_PATH", tmp_path / "BENCHMARKS.md")
     ran: list[str] = []
 
     @bench.benchmark("noop")
@@ -108,6 +110,23 @@ def test_bench_runs_registered_benchmarks(
     assert main(["bench"]) == 3
     assert main(["bench", "missing"]) == 2
     assert ran == ["noop", "noop", "failing"]
+    assert "## failing\n\nnot run yet" in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_bench_report_puts_each_figure_beside_its_baseline(tmp_path: Path) -> None:
+    results = bench.Results("relay", parameters={"events": 10})
+    results.add(bench.Figure("publish", 900.0, "events/s", "raw aiokafka", 1200.0, "≥ 500"))
+    results.write(tmp_path)
+
+    report = bench.write_report(
+        tmp_path, tmp_path / "BENCHMARKS.md", ["relay", "absent"], load_before=(1.0, 0.5, 0.25)
+    ).read_text()
+
+    assert "| publish | 900.0 events/s | raw aiokafka: 1,200.0 events/s | ≥ 500 |" in report
+    assert "parameters: events=10" in report
+    assert "before: 1.00 0.50 0.25; after: unknown" in report
+    assert "## absent\n\nnot run yet" in report
+    assert "cpus" in report
 
 
 def test_mint_fixture_signs_with_the_session_key(

@@ -28,6 +28,8 @@ from maillage_devstack.infra import free_port
 BenchmarkFunction = Callable[[], int | None]
 
 BENCHMARK_PACKAGE = "maillage_devstack.benchmarks"
+RESULTS_DIRECTORY = Path("bench-results")
+REPORT_PATH = Path("BENCHMARKS.md")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +80,23 @@ def run_benchmarks(names: Sequence[str], stream: TextIO, *, list_only: bool = Fa
         stream.write(f"unknown benchmark(s): {', '.join(unknown)}\n")
         return 2
     exit_code = 0
-    for name in names or list(available):
+    load_before = _load_average()
+    selected = list(names) or list(available)
+    for name in selected:
         stream.write(f"== {name}\n")
         stream.flush()
         result = available[name].run() or 0
         exit_code = exit_code or result
+    # The report lists every benchmark, each with its own date, so running one benchmark
+    # refreshes its section without dropping the others.
+    report = write_report(
+        RESULTS_DIRECTORY,
+        REPORT_PATH,
+        list(available),
+        load_before=load_before,
+        load_after=_load_average(),
+    )
+    stream.write(f"report written to {report}\n")
     return exit_code
 
 
@@ -121,7 +135,7 @@ class Results:
             )
         return "\n".join(lines)
 
-    def write(self, directory: Path = Path("bench-results")) -> Path:
+    def write(self, directory: Path = RESULTS_DIRECTORY) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.benchmark}.json"
         document = {
@@ -140,8 +154,92 @@ def machine_description() -> dict[str, object]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": _cpu_model() or platform.processor() or platform.machine(),
+        "memory_gib": _memory_gib(),
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _memory_gib() -> float | None:
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * page_size / 2**30, 1)
+
+
+def _load_average() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def write_report(
+    results_directory: Path,
+    report_path: Path,
+    benchmarks: Sequence[str],
+    *,
+    load_before: tuple[float, float, float] | None = None,
+    load_after: tuple[float, float, float] | None = None,
+) -> Path:
+    """Gather the JSON results of `benchmarks` into one Markdown table per benchmark.
+
+    Load averages are printed because a figure means little without them: on a shared
+    machine the same-run baseline moves with the load, and that is why it sits beside it.
+    """
+    sections: list[str] = []
+    machines: list[dict[str, object]] = []
+    for name in benchmarks:
+        path = results_directory / f"{name}.json"
+        if not path.exists():
+            sections.append(f"## {name}\n\nnot run yet\n")
+            continue
+        document = json.loads(path.read_text())
+        if "figures" not in document:
+            sections.append(f"## {name}\n\n{path} is not in the Results format\n")
+            continue
+        machines.append(document.get("machine", {}))
+        results = Results(
+            document["benchmark"],
+            [Figure(**figure) for figure in document.get("figures", [])],
+            document.get("parameters", {}),
+        )
+        parameters = ", ".join(f"{key}={value}" for key, value in results.parameters.items())
+        sections.append(
+            f"## {name}\n\nmeasured {document.get('measured_at', '?')}"
+            + (f"; parameters: {parameters}" if parameters else "")
+            + f"\n\n{results.table()}\n"
+        )
+    machine = machines[0] if machines else machine_description()
+    header = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`maillage bench`): every figure sits beside a baseline measured"
+        " in the same run on the same machine (raw asyncpg, raw aiokafka, raw WebSocket echo,"
+        " raw aiortc loopback). Compare each figure with its baseline, not with another machine.",
+        "",
+        "machine: " + ", ".join(f"{key} {value}" for key, value in machine.items()),
+        f"load average (1, 5, 15 min) of the last run, before: {_format_load(load_before)};"
+        f" after: {_format_load(load_after)}",
+        "",
+    ]
+    report_path.write_text("\n".join(header) + "\n".join(sections))
+    return report_path
+
+
+def _format_load(load: tuple[float, float, float] | None) -> str:
+    return "unknown" if load is None else " ".join(f"{value:.2f}" for value in load)
 
 
 class ServiceProcess:

@@ -218,6 +218,8 @@ def start_service(
         *("--host", HOST, "--port", str(spec.port), "--no-access-log"),
         # Half the memory per WebSocket of the default implementation (measured).
         *("--ws", "websockets-sansio"),
+        # No permessage-deflate: ~50 KB of zlib state per WebSocket (session-signalling).
+        *("--ws-per-message-deflate", "false"),
     ]
     # A session of its own: Ctrl-C must reach the launcher only, which stops services
     # in order and before the infrastructure.

@@ -5,8 +5,10 @@ starts booking as a uvicorn subprocess, then:
 - hot-slot race: per round, C clients POST /appointments for the same slot at once; exactly
   one 201 per round is required, and zero overlapping blocking rows (checked in SQL);
 - throughput: N bookings of distinct slots from 32 clients through HTTP, beside the same
-  transaction (read responder/site/schedule, release expired holds, insert the appointment,
-  insert the outbox event, commit) on a raw asyncpg pool with the same concurrency.
+  transaction (read responder/site/schedule while taking the queueing lock, insert the
+  appointment — lapsed holds released only if refused —, insert the outbox event, commit) on
+  a raw asyncpg pool with the same concurrency; and the CPU time per booking of the service
+  process beside that of the raw client (the figure a shared machine distorts least).
 
 Knobs: BENCH_BOOKING_RACE_CLIENTS (100), BENCH_BOOKING_RACE_ROUNDS (20; the issue's full run
 is 200), BENCH_BOOKING_BOOKINGS (1500), BENCH_BOOKING_CONCURRENCY (32).
@@ -42,7 +44,8 @@ from maillage_devstack.infra import Infrastructure, provide_infrastructure
 PARIS = ZoneInfo("Europe/Paris")
 SLOT = timedelta(minutes=15)
 SITE = "bench-site"
-POOL_SIZE = 20
+# As many connections as clients on both sides: neither pays for connection churn.
+POOL_SIZE = 32
 
 
 @benchmark("booking")
@@ -206,50 +209,43 @@ async def _throughput_http(
     return total / (time.perf_counter() - began), latencies, failures
 
 
-_RAW_TRANSACTION = [
-    "SELECT * FROM responders WHERE id = $1",
-    "SELECT * FROM sites WHERE id = $1",
-    "SELECT * FROM schedules WHERE responder_id = $1",
-]
+_RAW_CONTEXT = """
+    SELECT r.id, r.active, r.specialty_codes, s.time_zone, s.rules, st.departement, st.active,
+           (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended($3, 0))) AS q)
+    FROM (SELECT 1) AS one
+    LEFT JOIN responders r ON r.id = $1
+    LEFT JOIN schedules s ON s.responder_id = $1
+    LEFT JOIN sites st ON st.id = $2"""
+_RAW_INSERT = """
+    INSERT INTO appointments (id, site_id, responder_id, specialty_code, act, departement,
+        patient_ref, mode, assistance, status, start_at, end_at, block_end, blocking,
+        created_by, created_at, updated_at)
+    VALUES ($1, $2, $3, 'SM26', 1, '67', '', 1, 2, 'booked', $4, $5, $5, true, 'raw', $6, $6)
+    ON CONFLICT DO NOTHING RETURNING *"""
+_RAW_RELEASE = """
+    UPDATE appointments SET status = 'expired', blocking = false
+    WHERE status = 'held' AND blocking AND held_until <= $1 AND responder_id = $2
+    AND start_at < $4 AND block_end > $3"""
 
 
 async def _raw_book(connection: asyncpg.Connection, responder: str, start: datetime) -> bool:
-    """The service's booking transaction, hand-written on asyncpg (no HTTP, no ORM), with the
-    same per-responder queueing lock."""
+    """The service's booking transaction, hand-written on asyncpg (no HTTP, no ORM): context
+    and queueing lock in one statement, the insert (lapsed holds released only when it was
+    refused), the outbox row, commit."""
     now = datetime.now(UTC)
+    appointment_id = uuid.uuid4()
     async with connection.transaction():
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"booking:{responder}"
+        await connection.fetchrow(_RAW_CONTEXT, responder, SITE, f"booking:{responder}")
+        inserted = await connection.fetchrow(
+            _RAW_INSERT, appointment_id, SITE, responder, start, start + SLOT, now
         )
-        await connection.fetchrow(_RAW_TRANSACTION[0], responder)
-        await connection.fetchrow(_RAW_TRANSACTION[1], SITE)
-        await connection.fetchrow(_RAW_TRANSACTION[2], responder)
-        await connection.execute(
-            """UPDATE appointments SET status = 'expired', blocking = false
-               WHERE status = 'held' AND blocking AND held_until <= $1 AND responder_id = $2
-               AND start_at < $4 AND block_end > $3""",
-            now,
-            responder,
-            start,
-            start + SLOT,
-        )
-        appointment_id = uuid.uuid4()
-        try:
-            await connection.execute(
-                """INSERT INTO appointments (id, site_id, responder_id, specialty_code, act,
-                   departement, patient_ref, mode, assistance, status, start_at, end_at,
-                   block_end, blocking, created_by, created_at, updated_at)
-                   VALUES ($1, $2, $3, 'SM26', 1, '67', '', 1, 2, 'booked', $4, $5, $5, true,
-                   'raw', $6, $6)""",
-                appointment_id,
-                SITE,
-                responder,
-                start,
-                start + SLOT,
-                now,
+        if inserted is None:
+            await connection.execute(_RAW_RELEASE, now, responder, start, start + SLOT)
+            inserted = await connection.fetchrow(
+                _RAW_INSERT, appointment_id, SITE, responder, start, start + SLOT, now
             )
-        except asyncpg.exceptions.ExclusionViolationError:
-            return False
+            if inserted is None:
+                return False
         await connection.execute(
             """INSERT INTO outbox_event (event_id, topic, event_key, event_type, payload)
                VALUES ($1, 'booking.appointments', $2, 'maillage.booking.v1.AppointmentBooked',
@@ -297,6 +293,15 @@ async def _race_raw(
     return good, durations
 
 
+async def _process_cpu_seconds(client: httpx.AsyncClient) -> float:
+    """The service process's CPU time so far, from its Prometheus process collector."""
+    metrics = (await client.get("/metrics")).text
+    for line in metrics.splitlines():
+        if line.startswith("process_cpu_seconds_total "):
+            return float(line.split()[1])
+    return float("nan")
+
+
 async def _overlaps(pool: asyncpg.Pool) -> int:
     return int(
         await pool.fetchval(
@@ -334,10 +339,16 @@ async def _measure(
             good, durations = await _race_http(client, http_slots, clients, rounds)
             raw_good, raw_durations = await _race_raw(pool, raw_slots, clients, rounds)
             print(f"  throughput: {total} bookings, {concurrency} clients…", flush=True)
+            service_cpu = await _process_cpu_seconds(client)
+            client_cpu = time.process_time()
             rate, latencies, failures = await _throughput_http(
                 client, http_slots, total, concurrency
             )
+            client_cpu = time.process_time() - client_cpu
+            service_cpu = await _process_cpu_seconds(client) - service_cpu
+            raw_cpu = time.process_time()
             raw_rate, raw_latencies = await _throughput_raw(pool, raw_slots, total, concurrency)
+            raw_cpu = time.process_time() - raw_cpu
         overlaps = await _overlaps(pool)
     finally:
         await pool.close()
@@ -376,6 +387,27 @@ async def _measure(
                 "p99 < 100 ms" if name == "p99" else "",
             )
         )
+    # CPU per booking is what a loaded machine distorts least (rates and latencies move with
+    # the other processes sharing the cores).
+    results.add(
+        Figure(
+            "service CPU per booking (HTTP)",
+            1000 * service_cpu / total,
+            "ms",
+            "raw asyncpg client CPU",
+            1000 * raw_cpu / total,
+        )
+    )
+    # The load generator shares the cores: what it burns is not available to the service.
+    results.add(
+        Figure(
+            "HTTP client (load generator) CPU per booking",
+            1000 * client_cpu / total,
+            "ms",
+            "raw asyncpg client CPU",
+            1000 * raw_cpu / total,
+        )
+    )
     results.add(Figure("failed bookings (non-201)", failures, "", "expected", 0, "= 0"))
     return results, good == rounds and overlaps == 0 and failures == 0
 

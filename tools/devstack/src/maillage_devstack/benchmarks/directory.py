@@ -6,6 +6,12 @@ a city, local first, 20 per page) from C concurrent clients and reports p50/p95.
 baseline runs the very same SQL statement (compiled from the service's query builder)
 through a raw asyncpg pool of the service's pool size, with the same concurrency.
 
+The HTTP clients are plain keep-alive HTTP/1.1 connections on asyncio streams: httpx
+spent more CPU per request than the service, so it measured itself. The service's own CPU
+time per request (from /proc) is reported too: unlike latencies it does not depend on
+what else the machine runs, so runs on a busy machine stay comparable. The load average
+at the start is recorded with the parameters.
+
 Knobs: BENCH_DIRECTORY_PROFESSIONALS (20000), BENCH_DIRECTORY_SITES (5000),
 BENCH_DIRECTORY_REQUESTS (1000), BENCH_DIRECTORY_CONCURRENCY (50).
 """
@@ -55,11 +61,14 @@ POOL_SIZE = 10  # the service's default: pool 10 + overflow 10
 @benchmark("directory")
 def run() -> int:
     """Directory search p95 with concurrent clients vs raw asyncpg of the same SQL."""
-    counts = {
+    counts: dict[str, object] = {
         "professionals": int(os.environ.get("BENCH_DIRECTORY_PROFESSIONALS", "20000")),
         "sites": int(os.environ.get("BENCH_DIRECTORY_SITES", "5000")),
         "requests": int(os.environ.get("BENCH_DIRECTORY_REQUESTS", "1000")),
         "concurrency": int(os.environ.get("BENCH_DIRECTORY_CONCURRENCY", "50")),
+        # Other processes share the cores: read the latencies with this in mind.
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count() or 0,
     }
     with (
         tempfile.TemporaryDirectory(prefix="maillage-bench-directory-") as root,
@@ -67,9 +76,10 @@ def run() -> int:
     ):
         settings = _settings(infra, Path(root))
         upgrade(settings, MIGRATIONS)
-        asyncio.run(_seed(settings, counts["professionals"], counts["sites"]))
-        with _service(settings) as base_url:
-            results = asyncio.run(_measure(settings, base_url, counts))
+        asyncio.run(_seed(settings, int(str(counts["professionals"])), int(str(counts["sites"]))))
+        service = _service(settings)
+        with service as base_url:
+            results = asyncio.run(_measure(settings, base_url, counts, _pid(service)))
     print(results.table())
     print(f"written to {results.write()}")
     return 0
@@ -138,7 +148,7 @@ def _fake_site(rng: random.Random, index: int, places: list[str]) -> dict[str, A
         "equipment": {"kiosks": 1, "connected_devices": []},
         "technical_solution": {"vendor": "Medaviz", "product": ""},
         "receives_external_patients": rng.random() < 0.5,
-        "opening_hours": "",
+        "opening_hours": {"timezone": "Europe/Paris", "weekly": [], "exceptions": [], "note": ""},
         "responsible": "",
         "contact_phone": "",
     }
@@ -275,22 +285,77 @@ async def _raw(settings: DirectorySettings, kind: str, total: int, concurrency: 
         await pool.close()
 
 
+class _KeepAlive:
+    """One persistent HTTP/1.1 connection: request, read the status and the whole body."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._address = (host, port)
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, target: str) -> int:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(*self._address)
+        reader, writer = self._streams
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        await reader.readexactly(length)
+        return int(lines[0].split(" ", 2)[1])
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+
+
 async def _http(base_url: str, kind: str, total: int, concurrency: int) -> Any:
     path = "/search/professionals" if kind == "professional" else "/search/sites"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+    parsed = httpx.URL(base_url)
+    free = [_KeepAlive(parsed.host, parsed.port or 80) for _ in range(concurrency)]
 
-        async def one(rng: random.Random) -> None:
-            params = _criteria(rng)[1]
-            try:
-                response = await client.get(path, params=params)
-            except httpx.TransportError:
-                # A keep-alive connection closed under us: count the retry in the latency.
-                response = await client.get(path, params=params)
-            response.raise_for_status()
+    async def one(rng: random.Random) -> None:
+        target = f"{path}?{httpx.QueryParams(_criteria(rng)[1])}"
+        connection = free.pop()
+        try:
+            status = await connection.get(target)
+        finally:
+            free.append(connection)
+        if status != 200:
+            raise RuntimeError(f"{target} answered {status}")
 
+    try:
         await _latencies(200, concurrency, one)
         return await _latencies(total, concurrency, one)
+    finally:
+        for connection in free:
+            await connection.close()
+
+
+def _pid(service: ServiceProcess) -> int | None:
+    process = getattr(service, "_process", None)  # the harness keeps its Popen private
+    return None if process is None else int(process.pid)
+
+
+async def _idle_cpu_rate(pid: int | None, seconds: float = 3.0) -> float:
+    """CPU seconds per second the service uses with no request (its background tasks)."""
+    before = _cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return (_cpu_seconds(pid) - before) / seconds
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time the service process has used so far (Linux /proc)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _p(values: list[float], q: float) -> float:
@@ -298,14 +363,25 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _measure(settings: DirectorySettings, base_url: str, counts: dict[str, int]) -> Results:
+async def _measure(
+    settings: DirectorySettings, base_url: str, counts: dict[str, object], pid: int | None
+) -> Results:
     results = Results("directory", parameters=dict(counts))
-    total, concurrency = counts["requests"], counts["concurrency"]
+    total, concurrency = int(str(counts["requests"])), int(str(counts["concurrency"]))
     for kind, label in (("professional", "professionals"), ("site", "sites")):
+        # One client at a time: the latency of a request when nothing queues.
+        raw_alone, _ = await _raw(settings, kind, SEQUENTIAL_REQUESTS, 1)
+        api_alone, _ = await _http(base_url, kind, SEQUENTIAL_REQUESTS, 1)
         print(f"  {label}: raw asyncpg…", flush=True)
         raw, raw_rate = await _raw(settings, kind, total, concurrency)
         print(f"  {label}: HTTP…", flush=True)
+        idle_rate = await _idle_cpu_rate(pid)
+        cpu_before, started = _cpu_seconds(pid), time.perf_counter()
         api, api_rate = await _http(base_url, kind, total, concurrency)
+        # Warm-up requests included: (total + 200) requests used this CPU time, less what
+        # the service burns anyway (outbox relay, metrics) over the same wall time.
+        background = idle_rate * (time.perf_counter() - started)
+        cpu_ms = (_cpu_seconds(pid) - cpu_before - background) * 1000 / (total + 200)
         for name, q in (("p50", 0.50), ("p95", 0.95)):
             results.add(
                 Figure(
@@ -325,9 +401,15 @@ async def _measure(settings: DirectorySettings, base_url: str, counts: dict[str,
                 f"search {label} mean", statistics.fmean(api), "ms", "raw", statistics.fmean(raw)
             )
         )
-        # One client at a time: the latency of a request when nothing queues.
-        raw_alone, _ = await _raw(settings, kind, SEQUENTIAL_REQUESTS, 1)
-        api_alone, _ = await _http(base_url, kind, SEQUENTIAL_REQUESTS, 1)
+        results.add(
+            Figure(
+                f"search {label} service CPU per request (background subtracted)",
+                cpu_ms,
+                "ms",
+                "raw asyncpg client time per query (wall, 1 client)",
+                statistics.fmean(raw_alone),
+            )
+        )
         results.add(
             Figure(
                 f"search {label} p95 (HTTP, 1 client)",

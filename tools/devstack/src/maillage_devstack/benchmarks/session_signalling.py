@@ -6,6 +6,8 @@ then measures, each beside a baseline measured in the same run:
 
 - relay latency p50/p99 of chat frames kiosk → server → responder at R messages/s, beside a
   raw `websockets` echo server (client → server → client) with the same connections and rate;
+- server CPU time per relayed frame (user + system, over the paced phase), beside the echo
+  server's per echoed frame: unlike latency, it hardly depends on the machine's other load;
 - memory per idle connection (marginal RSS growth of the server process while the second
   half of the connections joins, / that half), beside the same for the raw echo server;
 - aiortc session setup (kiosk agent + responder bot through the service: join, admit,
@@ -55,7 +57,7 @@ async def echo(ws):
     async for message in ws:
         await ws.send(message)
 async def main():
-    async with serve(echo, "127.0.0.1", int(sys.argv[1]), max_size=2**20):
+    async with serve(echo, "127.0.0.1", int(sys.argv[1]), max_size=2**20, compression=None):
         await asyncio.Future()
 asyncio.run(main())
 """
@@ -116,6 +118,8 @@ def _service_command(port: int) -> list[str]:
         *("-m", "uvicorn", "maillage_session_signalling.app:create_app", "--factory"),
         *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
         *("--log-level", "warning", "--ws", "websockets-sansio", "--backlog", "4096"),
+        # As deployed (deploy/docker/maillage-entrypoint): no permessage-deflate.
+        *("--ws-per-message-deflate", "false"),
     ]
 
 
@@ -149,6 +153,12 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _p(values: list[float], q: float) -> float:
@@ -284,8 +294,10 @@ async def _relay(knobs: Knobs, host: str, pid: int, minter: _Minter) -> dict[str
         per_connection = (_rss_kib(pid) - rss_before) * 1024 / len(doctors)
         latencies: list[float] = []
         readers = [asyncio.create_task(_drain(ws, latencies, "t=")) for ws in doctors]
+        cpu_before = _cpu_seconds(pid)
         sent = await _paced(kiosks, {"v": 1, "type": "chat", "text": "t="}, knobs)
         await _settle(latencies, sent)
+        cpu = _cpu_seconds(pid) - cpu_before
         for reader in readers:
             reader.cancel()
     return {
@@ -293,6 +305,7 @@ async def _relay(knobs: Knobs, host: str, pid: int, minter: _Minter) -> dict[str
         "p99": _p(latencies, 0.99),
         "bytes_per_connection": per_connection,
         "delivered": len(latencies) / max(sent, 1),
+        "cpu_us_per_frame": cpu * 1e6 / max(sent, 1),
     }
 
 
@@ -314,14 +327,17 @@ async def _echo_baseline(knobs: Knobs, pid: int, port: int) -> dict[str, float]:
         latencies: list[float] = []
         senders = sockets[: knobs.sessions]
         readers = [asyncio.create_task(_drain(ws, latencies, "t=")) for ws in senders]
+        cpu_before = _cpu_seconds(pid)
         sent = await _paced(senders, {"v": 1, "type": "chat", "text": "t="}, knobs)
         await _settle(latencies, sent)
+        cpu = _cpu_seconds(pid) - cpu_before
         for reader in readers:
             reader.cancel()
     return {
         "p50": statistics.median(latencies),
         "p99": _p(latencies, 0.99),
         "bytes_per_connection": per_connection,
+        "cpu_us_per_frame": cpu * 1e6 / max(sent, 1),
     }
 
 
@@ -406,6 +422,16 @@ async def _measure(knobs: Knobs, host: str, pid: int, key: DevSigningKey) -> Res
     results.add(Figure("relay latency p50", relay["p50"], "ms", "raw ws echo", echo["p50"]))
     results.add(
         Figure("relay latency p99", relay["p99"], "ms", "raw ws echo", echo["p99"], "< 10 ms")
+    )
+    # CPU time per frame does not depend on what else the machine runs (latency does).
+    results.add(
+        Figure(
+            "server CPU per relayed frame",
+            relay["cpu_us_per_frame"],
+            "µs",
+            "raw ws echo",
+            echo["cpu_us_per_frame"],
+        )
     )
     results.add(
         Figure(
