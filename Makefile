@@ -11,7 +11,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_NO_PROGRESS := 1
 PROJECT_FILES := pyproject.toml $(wildcard libs/*/pyproject.toml tools/*/pyproject.toml services/*/pyproject.toml)
 
-.PHONY: lock install up test test-unit test-integration lint format proto proto-check bench demo clean
+.PHONY: lock install deploy-tools up test test-unit test-integration lint format proto proto-check bench demo clean
 
 install: $(VENV)/.installed
 
@@ -27,24 +27,42 @@ $(VENV)/.installed: $(UV) uv.lock $(PROJECT_FILES)
 lock: $(UV)
 	$(UV) lock
 
+## Tools the deployment checks run (tests/deployment): Debian's Prometheus (static binaries,
+## unpacked, not installed) and the compose specification's JSON schema (from docker-compose 1.29).
+PROMETHEUS := $(TOOLS)/prometheus/usr/bin/prometheus
+COMPOSE_SPEC := $(TOOLS)/compose-spec/compose_spec.json
+deploy-tools: $(PROMETHEUS) $(COMPOSE_SPEC)
+
+$(PROMETHEUS):
+	rm -rf $(TOOLS)/prometheus && mkdir -p $(TOOLS)/prometheus
+	cd $(TOOLS)/prometheus && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(TOOLS)/prometheus/prometheus_*.deb $(TOOLS)/prometheus && rm $(TOOLS)/prometheus/prometheus_*.deb
+	touch $@
+
+$(COMPOSE_SPEC): $(UV)
+	rm -rf $(TOOLS)/compose-spec && mkdir -p $(TOOLS)/compose-spec
+	$(TOOLS)/bin/pip download --quiet --no-deps docker-compose==1.29.2 -d $(TOOLS)/compose-spec
+	$(TOOLS)/bin/python -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('compose/config/compose_spec.json'))" $(TOOLS)/compose-spec/docker_compose-1.29.2-py2.py3-none-any.whl $@
+	rm $(TOOLS)/compose-spec/*.whl
+
 ## Run the whole platform (embedded Kafka-compatible broker and PostgreSQL unless configured).
 up: install
 	$(BIN)/maillage up
 
 ## Run every test (unit + integration against a real broker and PostgreSQL).
-test: install
+test: install deploy-tools
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install deploy-tools
 	$(BIN)/pytest -m "not integration"
 
-test-integration: install
+test-integration: install deploy-tools
 	$(BIN)/pytest -m integration
 
 lint: install proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/common/src libs/common/tests libs/contracts/tests tools/devstack/src tools/devstack/tests services/*/src tests
+	$(BIN)/mypy libs/common/src libs/common/tests libs/contracts/tests tools/devstack/src tools/devstack/tests tools/demo/src tools/demo/tests services/*/src tests
 	$(BIN)/lint-imports
 
 format: install
@@ -60,6 +78,11 @@ proto-check: install
 
 bench: install
 	$(BIN)/maillage bench
+
+## A region in a box: the platform plus a simulated week of a Grand Est-shaped network.
+## Knobs: make demo DEMO_ARGS="--sites 40 --days 3 --speed 0 --seed 7"
+demo: install
+	$(BIN)/maillage-demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""A region in a box: the Maillage demo (`make demo`)."""

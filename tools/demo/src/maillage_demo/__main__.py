@@ -1,0 +1,3 @@
+from maillage_demo.cli import main
+
+raise SystemExit(main())
