@@ -234,7 +234,7 @@ def write_report(
         f" after: {_format_load(load_after)}",
         "",
     ]
-    report_path.write_text("\n".join(header) + "\n".join(sections))
+    report_path.write_text("\n".join(header) + "\n" + "\n".join(sections))
     return report_path
 
 
