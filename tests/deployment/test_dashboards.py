@@ -21,11 +21,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 
 from maillage_common.auth import Role
 from maillage_common.auth.keys import mint_token
+from maillage_devstack.service_testing import eventually
 
 from directory_testing import with_luhn
 
@@ -58,7 +59,6 @@ ALL_DAY_SCHEDULE = {
     "slot_minutes": {"teleconsultation": 30, "teleexpertise": 30},
     "window_days": 30,
 }
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,15 +221,6 @@ def prometheus(
         _stop([process])
 
 
-async def _eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    for _ in range(int(WAIT_SECONDS * 4)):
-        found = await probe()
-        if found is not None:
-            return found
-        await asyncio.sleep(0.25)
-    pytest.fail(f"never happened: {what}")
-
-
 class Traffic:
     """One day in a region, in miniature: every metric a panel reads gets samples.
 
@@ -317,7 +308,9 @@ class Traffic:
             )
             return True if answer.status_code == 200 else None
 
-        await _eventually(placed, "the kiosk's directory snapshot reached telemetry")
+        await eventually(
+            placed, "the kiosk's directory snapshot reached telemetry", seconds=WAIT_SECONDS
+        )
         self.kiosk = self._bearer(
             self.platform.token(Role.KIOSK, subject=self.kiosk_id, site_id=self.site_id)
         )
@@ -346,7 +339,9 @@ class Traffic:
             )
             return True if answer.status_code == 200 else None
 
-        await _eventually(scheduled, "the professional reached booking's read model")
+        await eventually(
+            scheduled, "the professional reached booking's read model", seconds=WAIT_SECONDS
+        )
         await self._heartbeat("fault")  # raises a peripheral alert; the ticks clear it
         await self._measurements(85)  # SpO2 85 % raises a threshold alert
         await self._poison()
@@ -401,7 +396,11 @@ class Traffic:
             answer = await self.client.post(url, json=body, headers=self.nurse)
             return True if answer.status_code == 201 else None
 
-        await _eventually(booked, f"booking {start} (the site reached booking's read model)")
+        await eventually(
+            booked,
+            f"booking {start} (the site reached booking's read model)",
+            seconds=WAIT_SECONDS,
+        )
         again = await self.client.post(url, json=body, headers=self.nurse)
         assert again.status_code == 409, again.text
 

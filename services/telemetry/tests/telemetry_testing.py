@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,7 +17,6 @@ from maillage.directory.v1 import events_pb2 as directory_pb2
 from maillage_common.events import encode_headers
 from maillage_common.events.catalogue import topic_of
 
-T = TypeVar("T")
 WAIT_SECONDS = 60.0
 
 
@@ -67,19 +66,6 @@ async def enrol(
     assert answer.status_code == 201, answer.text
     enrolled: dict[str, Any] = answer.json()
     return enrolled
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, *, seconds: float = WAIT_SECONDS
-) -> T:
-    """Poll `probe` until it returns something (the pipeline is asynchronous)."""
-    async with asyncio.timeout(seconds):
-        while True:
-            found = await probe()
-            if found is not None:
-                return found
-            await asyncio.sleep(0.2)
-    raise AssertionError(what)  # pragma: no cover - the timeout raises first
 
 
 async def publish(bootstrap: str, message: Message, subject: str) -> None:

@@ -12,8 +12,9 @@ import pytest
 
 from maillage.telemetry.v1 import events_pb2
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
+from maillage_devstack.service_testing import eventually
 
-from telemetry_testing import bearer, eventually, kiosk_changed, publish, read_events, site_changed
+from telemetry_testing import bearer, kiosk_changed, publish, read_events, site_changed
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_telemetry"

@@ -12,8 +12,9 @@ import pytest
 from maillage.common.v1 import types_pb2
 from maillage.telemetry.v1 import events_pb2
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
+from maillage_devstack.service_testing import eventually
 
-from telemetry_testing import bearer, device_id, enrol, eventually, iso, item, read_events
+from telemetry_testing import bearer, device_id, enrol, iso, item, read_events
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_telemetry"

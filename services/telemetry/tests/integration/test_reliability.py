@@ -12,9 +12,10 @@ import pytest
 from maillage.telemetry.v1 import events_pb2
 from maillage_devstack.infra import EmbeddedKafka, EmbeddedPostgres
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
+from maillage_devstack.service_testing import eventually
 from maillage_telemetry.use_cases.health import prune_expired
 
-from telemetry_testing import bearer, device_id, enrol, eventually, item, publish
+from telemetry_testing import bearer, device_id, enrol, item, publish
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_telemetry"

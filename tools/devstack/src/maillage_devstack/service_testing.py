@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -22,6 +22,8 @@ from maillage_common.db.migrations import upgrade
 from maillage_common.settings import ServiceSettings
 
 _READY_TIMEOUT_SECONDS = 60.0
+
+T = TypeVar("T")
 
 
 def settings_class(package: str) -> type[ServiceSettings]:
@@ -92,3 +94,21 @@ async def wait_until_ready(client: httpx.AsyncClient) -> None:
     async with asyncio.timeout(_READY_TIMEOUT_SECONDS):
         while (await client.get("/readyz")).status_code != 200:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, *, seconds: float = 60.0
+) -> T:
+    """Poll `probe` until it returns something: the effect of an event has no other signal.
+
+    Fails the test naming `what` after `seconds`.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                found = await probe()
+                if found is not None:
+                    return found
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"never happened within {seconds:.0f} s: {what}") from None

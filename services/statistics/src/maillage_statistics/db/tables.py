@@ -229,56 +229,39 @@ PROJECTIONS = (
     alert,
 )
 
-# Rollups (migration 0003): per (site, Paris month) cells recomputed from `session` and
-# `expertise` by statement triggers in the same transaction; read for the whole months of a
-# period. Month '-infinity' holds rows without an instant.
-teleconsultation_month = Table(
-    "teleconsultation_month",
-    metadata,
-    Column("month", Date, primary_key=True),
-    Column("site_id", String, primary_key=True),
-    Column("departement", String, primary_key=True),
-    Column("specialty_code", String, primary_key=True),
-    Column("mode", String, primary_key=True),
-    Column("assistance", String, primary_key=True),
-    Column("sessions", Integer, nullable=False),
+# Rollups: per (site, Paris month) cells (migration 0003) and per (site, Paris day) cells
+# (migration 0004), recomputed from `session` and `expertise` by statement triggers in the same
+# transaction. A period reads whole months from the monthly cells, whole days of its partial
+# first/last month from the daily ones. Month '-infinity' holds rows without an instant; such
+# rows have no day.
+teleconsultation_month, teleconsultation_day = (
+    Table(
+        f"teleconsultation_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("site_id", String, primary_key=True),
+        Column("departement", String, primary_key=True),
+        Column("specialty_code", String, primary_key=True),
+        Column("mode", String, primary_key=True),
+        Column("assistance", String, primary_key=True),
+        Column("sessions", Integer, nullable=False),
+    )
+    for grain in ("month", "day")
 )
 
-specialty_month = Table(
-    "specialty_month",
-    metadata,
-    Column("month", Date, primary_key=True),
-    Column("site_id", String, primary_key=True),
-    # teleconsultation | expertise_requested | expertise_answered (dated by the request)
-    Column("source", String, primary_key=True),
-    Column("specialty_code", String, primary_key=True),
-    Column("responder_id", String, primary_key=True),
-    Column("acts", Integer, nullable=False),
-)
-
-# Daily rollups (migration 0004): the same cells per (site, Paris day), read for the whole days
-# of a period's partial first/last month. Rows without an instant have no day.
-teleconsultation_day = Table(
-    "teleconsultation_day",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site_id", String, primary_key=True),
-    Column("departement", String, primary_key=True),
-    Column("specialty_code", String, primary_key=True),
-    Column("mode", String, primary_key=True),
-    Column("assistance", String, primary_key=True),
-    Column("sessions", Integer, nullable=False),
-)
-
-specialty_day = Table(
-    "specialty_day",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site_id", String, primary_key=True),
-    Column("source", String, primary_key=True),
-    Column("specialty_code", String, primary_key=True),
-    Column("responder_id", String, primary_key=True),
-    Column("acts", Integer, nullable=False),
+specialty_month, specialty_day = (
+    Table(
+        f"specialty_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("site_id", String, primary_key=True),
+        # teleconsultation | expertise_requested | expertise_answered (dated by the request)
+        Column("source", String, primary_key=True),
+        Column("specialty_code", String, primary_key=True),
+        Column("responder_id", String, primary_key=True),
+        Column("acts", Integer, nullable=False),
+    )
+    for grain in ("month", "day")
 )
 
 # Tele-expertises by outcome, dated by the request (rows without a request instant: none).
