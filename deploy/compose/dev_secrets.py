@@ -1,8 +1,10 @@
 """One-off job of docker-compose.yml: development secrets, made once into a named volume.
 
-Each secret is one file, read by the services through `<VAR>_FILE` (see maillage-entrypoint);
-existing files are kept, so the booking key (which encrypts patient identities) survives
-restarts. The signing key pair is the same kind `make up` makes; mint a token with
+Each secret is one file, read by the services through `<VAR>_FILE` (see maillage-entrypoint),
+by PostgreSQL through `POSTGRES_PASSWORD_FILE` and by Grafana through
+`GF_SECURITY_ADMIN_PASSWORD__FILE`, so no password is written in the repository. Existing files
+are kept, so the booking key (which encrypts patient identities) and the database password
+survive restarts. The signing key pair is the same kind `make up` makes; mint a token with
 `docker compose run --rm token --role coordinator`.
 """
 
@@ -31,17 +33,35 @@ GENERATED: dict[str, Callable[[], str]] = {
     "booking-patient-key": _fernet_key,
     "signalling-join-token-secret": _token,
     "signalling-turn-secret": _token,
+    "postgres-password": _token,
+    "grafana-admin-password": _token,
 }
+# Grafana runs as its own user (472), not the image's 10001 that writes the files; the volume
+# is mounted only by the platform's containers.
+READABLE_BY_OTHER_USERS = frozenset({"grafana-admin-password"})
+DATABASE_HOST = "postgres:5432"
+DATABASE_NAME = "maillage"
+
+
+def _write_once(path: Path, value: str) -> None:
+    if path.exists():
+        return
+    mode = 0o644 if path.name in READABLE_BY_OTHER_USERS else 0o600
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value)
 
 
 def main(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, make in GENERATED.items():
-        path = directory / name
-        if not path.exists():
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(make())
+        _write_once(directory / name, make())
+    # token_urlsafe's alphabet needs no escaping inside a URL.
+    password = (directory / "postgres-password").read_text()
+    _write_once(
+        directory / "database-url",
+        f"postgresql://maillage:{password}@{DATABASE_HOST}/{DATABASE_NAME}",
+    )
     key = ensure_dev_signing_key(directory / "dev-keys")
     print(f"development secrets ready in {directory}; JWKS {key.jwks_url}")
 

@@ -5,7 +5,9 @@ every service (checked by promtool), Grafana provisioned with every dashboard.""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,36 @@ def test_grafana_is_provisioned_with_the_datasource_the_dashboards_use(
             assert panel["datasource"]["uid"] == "${datasource}", (path.name, panel["title"])
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == "${datasource}", (path.name, panel["title"])
+
+
+def test_no_password_is_written_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        environment = service.get("environment", {})
+        for variable, value in environment.items():
+            if any(word in variable for word in ("PASSWORD", "SECRET", "DATABASE_URL")):
+                assert variable.endswith("_FILE"), f"{name}: {variable} holds a value"
+                assert str(value).startswith("/var/lib/maillage/"), f"{name}: {variable}"
+                assert "maillage-secrets:/var/lib/maillage:ro" in service["volumes"], name
+                # Directly, or through its migration job, which waits for dev-secrets.
+                waits_for = service["depends_on"].get("dev-secrets") or service["depends_on"].get(
+                    f"{name}-migrate"
+                )
+                assert waits_for == {"condition": "service_completed_successfully"}, name
+
+
+def test_dev_secrets_job_makes_matching_passwords_once(tmp_path: Path) -> None:
+    job = [sys.executable, str(ROOT / "deploy" / "compose" / "dev_secrets.py"), str(tmp_path)]
+    subprocess.run(job, check=True, capture_output=True)
+    password = (tmp_path / "postgres-password").read_text()
+    database_url = (tmp_path / "database-url").read_text()
+    assert len(password) >= 32
+    assert database_url == f"postgresql://maillage:{password}@postgres:5432/maillage"
+    assert stat.S_IMODE((tmp_path / "postgres-password").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "database-url").stat().st_mode) == 0o600
+    first = {path.name: path.read_text() for path in tmp_path.iterdir() if path.is_file()}
+    subprocess.run(job, check=True, capture_output=True)
+    again = {path.name: path.read_text() for path in tmp_path.iterdir() if path.is_file()}
+    assert again == first
 
 
 def test_entrypoint_and_job_scripts_parse() -> None:
