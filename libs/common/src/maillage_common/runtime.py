@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, wait_exponential_jitter
 
-from maillage_common.auth.verifier import TokenVerifier
+from maillage_common.auth.verified_tokens import VerifiedTokens
+from maillage_common.auth.verifier import BearerVerifier, TokenVerifier
 from maillage_common.bus.consumer import EventConsumer
 from maillage_common.bus.relay import OutboxRelay
 from maillage_common.bus.topics import TopicSpec, dead_letter_topic, ensure_topics
@@ -50,7 +52,7 @@ class Runtime:
     settings: ServiceSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    token_verifier: TokenVerifier
+    token_verifier: BearerVerifier
     catalogue: EventCatalogue
     relay: OutboxRelay
     broker: KafkaBroker
@@ -100,8 +102,12 @@ async def run_runtime(
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        token_verifier=TokenVerifier(
-            settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
+        token_verifier=VerifiedTokens(
+            TokenVerifier(
+                settings.auth_jwks_url,
+                issuer=settings.auth_issuer,
+                audience=settings.auth_audience,
+            )
         ),
         catalogue=EventCatalogue.load(),
         relay=OutboxRelay(
@@ -200,3 +206,37 @@ async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
     _, pending = await asyncio.wait(tasks, timeout=_STOP_STEP_SECONDS)
     for task in pending:
         _log.warning("task_did_not_stop", task=task.get_name())
+
+
+# Allocations (net of frees) between young collections. A request allocates a few thousand
+# objects, most freed by reference counting long before a collection; collecting every 700
+# (the default) mostly re-scanned the objects of requests still in flight (booking's
+# profile: about 15 % of busy time in the collector).
+_YOUNG_COLLECTION_THRESHOLD = 10_000
+_frozen_apps = 0
+_thresholds_before_freeze: tuple[int, int, int] = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off what startup built, for as long as the service runs.
+
+    The framework, SQLAlchemy, pydantic and protobuf machinery live until exit: once started,
+    they move to the collector's permanent generation (`gc.freeze()`), so a full collection
+    only walks what requests created since. The collector keeps running. Counted, so tests
+    that run several apps in one process restore the defaults once the last one stops.
+    """
+    global _frozen_apps, _thresholds_before_freeze
+    if _frozen_apps == 0:
+        _thresholds_before_freeze = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, *_thresholds_before_freeze[1:])
+    _frozen_apps += 1
+    try:
+        yield
+    finally:
+        _frozen_apps -= 1
+        if _frozen_apps == 0:
+            gc.set_threshold(*_thresholds_before_freeze)
+            gc.unfreeze()

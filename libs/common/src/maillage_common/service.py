@@ -23,7 +23,7 @@ from maillage_common.http.problems import install_problem_handlers
 from maillage_common.observability.logging import configure_logging
 from maillage_common.observability.metrics import install_http_metrics
 from maillage_common.observability.tracing import continue_trace, set_current_traceparent
-from maillage_common.runtime import Runtime, run_runtime
+from maillage_common.runtime import Runtime, run_runtime, startup_objects_frozen
 from maillage_common.settings import ServiceSettings
 
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -57,7 +57,8 @@ def create_service_app(
             app.state.runtime = runtime
             app.state.token_verifier = runtime.token_verifier
             async with _background(runtime, background):
-                yield
+                with startup_objects_frozen():  # last: once everything has started
+                    yield
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)

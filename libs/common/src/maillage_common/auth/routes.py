@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from maillage_common.auth.principal import Principal, Role
-from maillage_common.auth.verifier import InvalidTokenError, TokenVerifier
+from maillage_common.auth.verifier import BearerVerifier, InvalidTokenError
 from maillage_common.http.problems import Problem
 
 ACCESS_ATTRIBUTE = "maillage_access"
@@ -24,7 +24,7 @@ def _unauthorized(detail: str) -> Problem:
 
 
 async def _verified(request: Request, credentials: HTTPAuthorizationCredentials) -> Principal:
-    verifier: TokenVerifier = request.app.state.token_verifier
+    verifier: BearerVerifier = request.app.state.token_verifier
     try:
         return await verifier.verify(credentials.credentials)
     except InvalidTokenError as error:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 import jwt
@@ -13,6 +14,12 @@ from maillage_common.auth.principal import Principal, Role
 # anyone forge tokens.
 ALLOWED_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
 _LEEWAY_SECONDS = 30
+
+
+class BearerVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The token's principal; raises InvalidTokenError when it cannot be trusted."""
+        ...
 
 
 class InvalidTokenError(Exception):

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from maillage.booking.v1 import events_pb2 as ev
 from maillage.common.v1 import types_pb2 as types
 from maillage_booking.api.common import act_code, assistance_code, site_of, site_scope
-from maillage_booking.api.deps import SettingsDep
+from maillage_booking.api.deps import SettingsDep, StatementsDep
 from maillage_booking.api.schemas import (
     AppointmentCancel,
     AppointmentConfirm,
@@ -50,6 +50,7 @@ async def create_appointment(
     body: AppointmentCreate,
     uow: UnitOfWorkDep,
     settings: SettingsDep,
+    statements: StatementsDep,
     caller: Booker,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
@@ -70,7 +71,7 @@ async def create_appointment(
         idempotency_scope=caller.subject,
         idempotency_key=idempotency_key,
     )
-    outcome = await uc.book(uow, command, timedelta(seconds=settings.hold_ttl_seconds))
+    outcome = await uc.book(uow, command, timedelta(seconds=settings.hold_ttl_seconds), statements)
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 

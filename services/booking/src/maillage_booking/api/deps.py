@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from maillage_booking.db import repositories as repo
 from maillage_booking.db.blob_store import BlobStore
+from maillage_booking.db.direct_booking import Statements
 from maillage_booking.domain.identity import IdentityVault
 from maillage_booking.settings import BookingSettings
 from maillage_common.auth import Principal
@@ -36,6 +37,21 @@ async def get_vault(request: Request) -> IdentityVault:
 
 
 VaultDep = Annotated[IdentityVault, Depends(get_vault)]
+
+
+async def get_statements(request: Request) -> Statements:
+    """Autocommit statements on the service's pool (built once, on the first request)."""
+    statements: Statements | None = getattr(request.app.state, "booking_statements", None)
+    if statements is None:
+        runtime = get_runtime(request)
+        statements = Statements(
+            runtime.engine, max_event_bytes=runtime.settings.kafka_max_message_bytes
+        )
+        request.app.state.booking_statements = statements
+    return statements
+
+
+StatementsDep = Annotated[Statements, Depends(get_statements)]
 
 
 async def get_blob_store(request: Request) -> BlobStore:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+from google.protobuf.message import Message
 from prometheus_client import Counter
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from maillage.booking.v1 import events_pb2 as ev
 from maillage.common.v1 import types_pb2 as types
+from maillage_booking.db import direct_booking as direct
 from maillage_booking.db import repositories as repo
 from maillage_booking.domain.errors import ConflictError, DomainError, NotFoundError
-from maillage_booking.domain.schedule import check_bookable, schedule_from_document
+from maillage_booking.domain.schedule import Schedule, check_bookable, schedule_from_document
 from maillage_booking.use_cases.common import appointment_context, retry_on_conflict, ts, utcnow
 from maillage_booking.use_cases.waitlist import offer_released_slot
 from maillage_common.db.unit_of_work import UnitOfWork
@@ -60,7 +63,8 @@ class Outcome:
     body: dict[str, Any]
 
 
-def appointment_view(row: Row[Any]) -> dict[str, Any]:
+def appointment_view(row: Any) -> dict[str, Any]:
+    """The API's view of an appointment row (or of the values just written)."""
     return {
         "id": str(row.id),
         "status": row.status,
@@ -81,10 +85,142 @@ def appointment_view(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-async def book(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) -> Outcome:
+async def book(
+    uow: UnitOfWork,
+    command: BookSlot,
+    hold_ttl: timedelta,
+    statements: direct.Statements | None = None,
+) -> Outcome:
     """Hold or book one slot; a retried request with the same Idempotency-Key gets the first
-    result; a taken slot is a 409 decided by the database."""
+    result; a taken slot is a 409 decided by the database.
+
+    Without an Idempotency-Key or a cabin, and given `statements`, the booking is written by
+    one statement (appointment and outbox row together, see `db.direct_booking`); a refusal
+    that a lapsed hold may explain goes the transactional way, which releases it."""
+    if statements is not None and not command.idempotency_key and command.resource_id is None:
+        outcome = await retry_on_conflict(lambda: _book_directly(statements, command, hold_ttl))
+        if outcome is not None:
+            return outcome
     return await retry_on_conflict(lambda: _book_once(uow, command, hold_ttl))
+
+
+async def _book_directly(
+    statements: direct.Statements, command: BookSlot, hold_ttl: timedelta
+) -> Outcome | None:
+    """The context (remembered from an earlier booking, or read), then one write statement
+    that checks the context is still current; a stale one is read again. A refusal by the
+    rules is only ever given on a context just read."""
+    now = utcnow()
+    key = (command.responder_id, command.site_id)
+    known: _KnownContext | None = statements.recall(key)
+    async with statements.connect() as connection:
+        for _ in range(_STALE_ATTEMPTS):
+            remembered = known is not None
+            if known is None:
+                context = await direct.booking_context(
+                    connection, command.responder_id, command.site_id
+                )
+                known = _KnownContext(context, _schedule_of(context))
+            try:
+                values = _new_appointment(command, known.context, known.schedule, now, hold_ttl)
+            except DomainError:
+                statements.forget(key)
+                if not remembered:
+                    raise
+                known = None
+                continue
+            row = SimpleNamespace(**values)
+            event = direct.outbox_row(
+                _created_event(command, row, now),
+                subject=str(row.id),
+                event_id=uuid.uuid4(),
+                max_bytes=statements.max_event_bytes,
+            )
+            written = await direct.book_with_event(connection, values, event, known.context)
+            if written is not direct.Written.STALE:
+                break
+            statements.forget(key)
+            known = None
+        else:
+            return None  # the context keeps changing: the transactional path reads it locked
+    statements.remember(key, known)
+    if written is direct.Written.TAKEN:
+        BOOKING_CONFLICTS.inc()
+        raise ConflictError("start", "the responder is already booked at that time")
+    if written is direct.Written.LAPSED_IN_THE_WAY:
+        return None
+    APPOINTMENTS.labels("held" if command.hold else "booked").inc()
+    return Outcome(201, appointment_view(row))
+
+
+_STALE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownContext:
+    context: direct.BookingContext
+    schedule: Schedule | None
+
+
+def _schedule_of(context: Any) -> Schedule | None:
+    if context.rules is None:
+        return None
+    return schedule_from_document(context.time_zone, context.rules)
+
+
+def _new_appointment(
+    command: BookSlot,
+    context: Any,
+    schedule: Schedule | None,
+    now: datetime,
+    hold_ttl: timedelta,
+) -> dict[str, Any]:
+    """The row to insert, once the rules allow it (DomainError otherwise). Times in UTC, as
+    they read back from the database."""
+    if context.responder_id is None or not context.responder_active:
+        raise DomainError("responder_id", "unknown or inactive responder")
+    if context.departement is None or not context.site_active:
+        raise DomainError("site_id", "unknown or inactive site")
+    _check_cabin(command, context)
+    specialty = _specialty(context, command.specialty_code)
+    if schedule is None:
+        raise DomainError("responder_id", "the responder has no schedule")
+    end = command.end or command.start + schedule.slot_length(command.act)
+    check_bookable(schedule, command.act, command.start, end, now)
+    block_end = end + timedelta(minutes=schedule.buffer_minutes)
+    return {
+        "id": uuid.uuid4(),
+        "site_id": command.site_id,
+        "responder_id": command.responder_id,
+        "resource_id": command.resource_id,
+        "specialty_code": specialty,
+        "act": command.act,
+        "departement": context.departement,
+        "patient_ref": command.patient_ref,
+        "mode": types.CONSULTATION_MODE_SCHEDULED,
+        "assistance": command.assistance,
+        "status": "held" if command.hold else "booked",
+        "start_at": command.start.astimezone(UTC),
+        "end_at": end.astimezone(UTC),
+        "block_end": block_end.astimezone(UTC),
+        "held_until": now + hold_ttl if command.hold else None,
+        "blocking": True,
+        "consultation_id": None,
+        "created_by": command.created_by,
+        "created_at": now,
+        "updated_at": now,
+        "outcome_by": None,
+        "session_id": None,
+        "cancel_reason": None,
+    }
+
+
+def _created_event(command: BookSlot, row: Any, now: datetime) -> Message:
+    if command.hold:
+        return ev.AppointmentHeld(
+            **appointment_context(row), held_at=ts(now), held_until=ts(row.held_until)
+        )
+    return ev.AppointmentBooked(**appointment_context(row), booked_at=ts(now))
 
 
 async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) -> Outcome:
@@ -100,59 +236,9 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
         context = await repo.booking_context(
             session, command.responder_id, command.site_id, command.resource_id
         )
-        if context.responder_id is None or not context.responder_active:
-            raise DomainError("responder_id", "unknown or inactive responder")
-        if context.departement is None or not context.site_active:
-            raise DomainError("site_id", "unknown or inactive site")
-        _check_cabin(command, context)
-        specialty = _specialty(context, command.specialty_code)
-        if context.rules is None:
-            raise DomainError("responder_id", "the responder has no schedule")
-        schedule = schedule_from_document(context.time_zone, context.rules)
-        end = command.end or command.start + schedule.slot_length(command.act)
-        check_bookable(schedule, command.act, command.start, end, now)
-        block_end = end + timedelta(minutes=schedule.buffer_minutes)
-        row = await _insert_releasing_lapsed_holds(
-            uow,
-            now,
-            {
-                "id": uuid.uuid4(),
-                "site_id": command.site_id,
-                "responder_id": command.responder_id,
-                "resource_id": command.resource_id,
-                "specialty_code": specialty,
-                "act": command.act,
-                "departement": context.departement,
-                "patient_ref": command.patient_ref,
-                "mode": types.CONSULTATION_MODE_SCHEDULED,
-                "assistance": command.assistance,
-                "status": "held" if command.hold else "booked",
-                "start_at": command.start,
-                "end_at": end,
-                "block_end": block_end,
-                "held_until": now + hold_ttl if command.hold else None,
-                "blocking": True,
-                "consultation_id": None,
-                "created_by": command.created_by,
-                "created_at": now,
-                "updated_at": now,
-                "outcome_by": None,
-                "session_id": None,
-                "cancel_reason": None,
-            },
-        )
-        if command.hold:
-            await uow.record(
-                ev.AppointmentHeld(
-                    **appointment_context(row), held_at=ts(now), held_until=ts(row.held_until)
-                ),
-                subject=str(row.id),
-            )
-        else:
-            await uow.record(
-                ev.AppointmentBooked(**appointment_context(row), booked_at=ts(now)),
-                subject=str(row.id),
-            )
+        values = _new_appointment(command, context, _schedule_of(context), now, hold_ttl)
+        row = await _insert_releasing_lapsed_holds(uow, now, values)
+        await uow.record(_created_event(command, row, now), subject=str(row.id))
         outcome = Outcome(201, appointment_view(row))
         if command.idempotency_key:
             await repo.store_idempotent_result(
@@ -163,7 +249,7 @@ async def _book_once(uow: UnitOfWork, command: BookSlot, hold_ttl: timedelta) ->
     return outcome
 
 
-def _check_cabin(command: BookSlot, context: Row[Any]) -> None:
+def _check_cabin(command: BookSlot, context: Any) -> None:
     if command.assistance == types.ASSISTANCE_ASSISTED and not command.resource_id:
         raise DomainError("resource_id", "an assisted teleconsultation needs a cabin")
     if command.resource_id and (
@@ -201,7 +287,7 @@ async def _insert_releasing_lapsed_holds(
     return await _insert(uow, values)
 
 
-def _specialty(responder: Row[Any], wanted: str | None) -> str:
+def _specialty(responder: Any, wanted: str | None) -> str:
     codes: list[str] = list(responder.specialty_codes)
     if wanted:
         if wanted not in codes:

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 
 from maillage_booking.db.repositories import RETRYABLE, sqlstate
@@ -21,12 +20,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ts(value: datetime | None) -> Timestamp | None:
+    """The protobuf Timestamp of an instant (a naive one is taken as local time, as
+    `astimezone` does). Built from the exact difference to the epoch: `FromDatetime` costs
+    several times more, on every event."""
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    since = value.astimezone(UTC) - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def duration(value: timedelta) -> Duration:
@@ -35,7 +39,7 @@ def duration(value: timedelta) -> Duration:
     return result
 
 
-def appointment_context(row: Row[Any]) -> dict[str, Any]:
+def appointment_context(row: Any) -> dict[str, Any]:
     """Fields 1-12 shared by every appointment event (statistics never looks anything up)."""
     return {
         "appointment_id": str(row.id),
