@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -17,6 +19,37 @@ from maillage_common.observability.tracing import current_traceparent
 
 class EventTooLargeError(ValueError):
     """The event would exceed the broker's message size: refused before it can wedge the outbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One outbox row, prepared (and size-checked) before the statement that writes it."""
+
+    event_id: uuid.UUID
+    topic: str
+    event_key: str
+    event_type: str
+    payload: bytes
+    traceparent: str | None
+
+
+def outbox_row(message: Message, *, subject: str, max_event_bytes: int) -> OutboxRow:
+    """The row that publishes `message` keyed by its aggregate id `subject`, for `record` and
+    for a hot path that writes its state and its event in one hand-written statement."""
+    payload = message.SerializeToString(deterministic=True)
+    if len(payload) > max_event_bytes:
+        raise EventTooLargeError(
+            f"{message.DESCRIPTOR.full_name} is {len(payload)} bytes;"
+            f" the limit is {max_event_bytes}"
+        )
+    return OutboxRow(
+        event_id=uuid.uuid4(),
+        topic=topic_of(type(message)),
+        event_key=subject,
+        event_type=message.DESCRIPTOR.full_name,
+        payload=payload,
+        traceparent=current_traceparent(),
+    )
 
 
 class UnitOfWork:
@@ -59,24 +92,9 @@ class UnitOfWork:
 
     async def record(self, message: Message, *, subject: str) -> uuid.UUID:
         """Queue `message` for publication, keyed by its aggregate id `subject`."""
-        payload = message.SerializeToString(deterministic=True)
-        if len(payload) > self._max_event_bytes:
-            raise EventTooLargeError(
-                f"{message.DESCRIPTOR.full_name} is {len(payload)} bytes;"
-                f" the limit is {self._max_event_bytes}"
-            )
-        event_id = uuid.uuid4()
-        await self.session.execute(
-            insert(OUTBOX).values(
-                event_id=event_id,
-                topic=topic_of(type(message)),
-                event_key=subject,
-                event_type=message.DESCRIPTOR.full_name,
-                payload=payload,
-                traceparent=current_traceparent(),
-            )
-        )
-        return event_id
+        row = outbox_row(message, subject=subject, max_event_bytes=self._max_event_bytes)
+        await self.session.execute(insert(OUTBOX).values(**dataclasses.asdict(row)))
+        return row.event_id
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -26,13 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from google.protobuf.message import Message
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from maillage_common.db.unit_of_work import EventTooLargeError
-from maillage_common.events.catalogue import topic_of
-from maillage_common.observability.tracing import current_traceparent
+from maillage_common.db.unit_of_work import OutboxRow
 
 
 class Statements:
@@ -63,34 +60,6 @@ class Statements:
     def connect(self) -> AsyncConnection:
         """`async with statements.connect() as connection:` (returned to the pool on exit)."""
         return self._engine.connect()
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """What `UnitOfWork.record` writes, prepared before the statement that writes it."""
-
-    event_id: Any
-    topic: str
-    event_key: str
-    event_type: str
-    payload: bytes
-    traceparent: str | None
-
-
-def outbox_row(message: Message, *, subject: str, event_id: Any, max_bytes: int) -> OutboxRow:
-    payload = message.SerializeToString(deterministic=True)
-    if len(payload) > max_bytes:
-        raise EventTooLargeError(
-            f"{message.DESCRIPTOR.full_name} is {len(payload)} bytes; the limit is {max_bytes}"
-        )
-    return OutboxRow(
-        event_id=event_id,
-        topic=topic_of(type(message)),
-        event_key=subject,
-        event_type=message.DESCRIPTOR.full_name,
-        payload=payload,
-        traceparent=current_traceparent(),
-    )
 
 
 # The row versions (`xmin`: the transaction that wrote the row version read) let a later

@@ -26,7 +26,7 @@ from maillage_booking.domain.errors import ConflictError, DomainError, NotFoundE
 from maillage_booking.domain.schedule import Schedule, check_bookable, schedule_from_document
 from maillage_booking.use_cases.common import appointment_context, retry_on_conflict, ts, utcnow
 from maillage_booking.use_cases.waitlist import offer_released_slot
-from maillage_common.db.unit_of_work import UnitOfWork
+from maillage_common.db.unit_of_work import UnitOfWork, outbox_row
 
 APPOINTMENTS = Counter(
     "maillage_booking_appointments_total", "Appointment transitions", ["transition"]
@@ -130,11 +130,10 @@ async def _book_directly(
                 known = None
                 continue
             row = SimpleNamespace(**values)
-            event = direct.outbox_row(
+            event = outbox_row(
                 _created_event(command, row, now),
                 subject=str(row.id),
-                event_id=uuid.uuid4(),
-                max_bytes=statements.max_event_bytes,
+                max_event_bytes=statements.max_event_bytes,
             )
             written = await direct.book_with_event(connection, values, event, known.context)
             if written is not direct.Written.STALE:

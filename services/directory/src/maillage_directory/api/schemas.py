@@ -88,6 +88,7 @@ class ChangeRead(BaseModel):
     actor: str
     changed_at: datetime
     diff: dict[str, Any]
+    reason: str | None = None
 
     @classmethod
     def of(cls, record: ChangeRecord) -> ChangeRead:
@@ -97,6 +98,7 @@ class ChangeRead(BaseModel):
             actor=record.actor,
             changed_at=record.changed_at,
             diff=record.diff,
+            reason=record.reason,
         )
 
 

@@ -200,7 +200,7 @@ async def _search_response(
         criteria = replace(criteria_of(params), redact=redact)
         page = await search_documents(engine, kind, criteria, params.near_site)
     items = ",".join(
-        f'{{"{kind}":{hit.document},"distance_km":{json.dumps(_km(hit.distance_km))}}}'
+        f'{{"{kind}":{hit.document},"distance_km":{_km_json(hit.distance_km)}}}'
         for hit in page.hits
     )
     body = f'{{"items":[{items}],"next_offset":{json.dumps(page.next_offset)}}}'
@@ -221,8 +221,10 @@ async def search_sites(params: Params, caller: OptionalCaller, engine: Engine) -
     return await _search_response(engine, "site", params, caller)
 
 
-def _km(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+def _km_json(value: float | None) -> str:
+    # json.dumps of the distance rounded to metres, without a json.dumps call per hit:
+    # a finite float's JSON is its repr (distances are haversines of validated points).
+    return "null" if value is None else repr(round(value, 3))
 
 
 def _feature(kind: str, latitude: float, longitude: float, props: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class ChangeRecord:
     actor: str
     changed_at: datetime
     diff: dict[str, Any]
+    reason: str | None = None
 
 
 TABLES: dict[str, Table] = {
@@ -127,6 +128,7 @@ class DirectoryRepository:
                 actor=record.actor,
                 changed_at=record.changed_at,
                 diff=record.diff,
+                reason=record.reason,
             )
         )
 
@@ -137,7 +139,24 @@ class DirectoryRepository:
             .order_by(changes.c.version, changes.c.id)
         )
         rows = (await self._session.execute(query)).all()
-        return [ChangeRecord(r.version, r.change, r.actor, r.changed_at, r.diff) for r in rows]
+        return [
+            ChangeRecord(r.version, r.change, r.actor, r.changed_at, r.diff, r.reason) for r in rows
+        ]
+
+    async def lock_batch(
+        self, kind: str, after: uuid.UUID | None, limit: int
+    ) -> list[StoredAggregate]:
+        """The next `limit` rows by id after `after`, locked like an edit locks its row.
+
+        FOR NO KEY UPDATE: it excludes concurrent edits of these rows (they wait, then see
+        the new version) without blocking a kiosk insert that references a locked site.
+        """
+        table = TABLES[kind]
+        query = select(table).order_by(table.c.id).limit(limit)
+        if after is not None:
+            query = query.where(table.c.id > after)
+        rows = (await self._session.execute(query.with_for_update(key_share=True))).all()
+        return [_stored(row) for row in rows]
 
     async def kiosk_by_key(self, key_id: str) -> tuple[StoredAggregate, str, bool] | None:
         query = select(kiosks).where(kiosks.c.credential_key_id == key_id)

@@ -3,10 +3,13 @@ API and events show), plus the columns search filters and sorts on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -16,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -52,9 +57,26 @@ professionals = Table(
     Column("latitude", Float, nullable=True),
     Column("longitude", Float, nullable=True),
     *_common(),
-    Index("ix_professional_specialty_codes", "specialty_codes", postgresql_using="gin"),
-    Index("ix_professional_departements", "departements", postgresql_using="gin"),
-    Index("ix_professional_latitude_longitude", "latitude", "longitude"),
+    # No GIN pending list: rows are written rarely and searched constantly (migration 0004).
+    Index(
+        "ix_professional_specialty_codes",
+        "specialty_codes",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+    ),
+    Index(
+        "ix_professional_departements",
+        "departements",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+    ),
+    # Searches without a point list active rows by name (migration 0004).
+    Index(
+        "ix_professional_active_family_name",
+        "family_name",
+        "id",
+        postgresql_where=text("active"),
+    ),
 )
 
 sites = Table(
@@ -74,8 +96,24 @@ sites = Table(
     Column("receives_external_patients", Boolean, nullable=False),
     *_common(),
     Index("ix_site_departement", "departement"),
-    Index("ix_site_latitude_longitude", "latitude", "longitude"),
+    Index(
+        "ix_site_specialties_needed",
+        "specialties_needed",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+    ),
 )
+
+
+def point(table: Table) -> ColumnElement[Any]:
+    """The row's location as a PostgreSQL `point` (x = longitude): the GiST-indexed form."""
+    result: ColumnElement[Any] = func.point(table.c.longitude, table.c.latitude)
+    return result
+
+
+# Two-dimensional "inside this box" lookups for the distance prefilter (migration 0004).
+Index("ix_professional_point", point(professionals), postgresql_using="gist")
+Index("ix_site_point", point(sites), postgresql_using="gist")
 
 kiosks = Table(
     "kiosk",
@@ -101,6 +139,8 @@ changes = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
     # {field: [before, after]} for the top-level fields that changed.
     Column("diff", JSONB, nullable=False),
+    # Why, when the change is not an edit of its own (a republish names its cause).
+    Column("reason", Text, nullable=True),
     Index("ix_change_history_aggregate_id", "aggregate_id", "version"),
 )
 

@@ -175,6 +175,7 @@ async def write(
     *,
     new: bool,
     extra_columns: Mapping[str, Any] | None = None,
+    reason: str | None = None,
 ) -> None:
     repo = DirectoryRepository(uow.session)
     columns = {**kind.columns(stored.data), **(extra_columns or {})}
@@ -182,7 +183,7 @@ async def write(
         await repo.insert(kind.name, stored, columns)
     else:
         await repo.replace(kind.name, stored, columns)
-    record = ChangeRecord(stored.version, change, actor, stored.updated_at, diff)
+    record = ChangeRecord(stored.version, change, actor, stored.updated_at, diff, reason)
     await repo.add_change(kind.name, stored.id, record)
     await uow.record(kind.event(stored, change, stored.updated_at), subject=str(stored.id))
 

@@ -16,6 +16,9 @@ CHANGES = {
     "updated": events_pb2.CHANGE_UPDATED,
     "deactivated": events_pb2.CHANGE_DEACTIVATED,
     "reactivated": events_pb2.CHANGE_REACTIVATED,
+    # The same state published again under a new version (see use_cases/republish.py):
+    # consumers see an update that changes nothing they did not already have, or repairs it.
+    "republished": events_pb2.CHANGE_UPDATED,
 }
 
 

@@ -2,7 +2,8 @@
 
 Sites stored `opening_hours` as free OSM text: the common subset is converted to weekly
 ranges, anything else is kept verbatim as the hours' `note` (nothing is lost). Rows are
-rewritten in place without a version bump: the API and events show the same facts.
+rewritten in place without a version bump, so read models elsewhere keep the old snapshot
+(and the old SM53 code) until `maillage-directory republish` runs (see the README).
 
 Revision ID: 0003
 Revises: 0002
