@@ -30,5 +30,6 @@ def create_app(settings: TelemetrySettings | None = None) -> FastAPI:
         routers=api.routers(),
         published=PUBLISHED_EVENTS,
         consumers=handlers.consumers(settings),
+        # Last: freezes what the chassis and the watchdog set up.
         background=[fleet_watchdog(settings)],
     )

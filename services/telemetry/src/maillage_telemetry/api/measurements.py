@@ -21,13 +21,13 @@ from maillage_telemetry.api.schemas import (
     ComponentRead,
     MeasurementBatchCreate,
     MeasurementBatchRead,
-    MeasurementCreate,
     MeasurementHistoryRead,
     MeasurementRead,
-    MeasurementUpload,
+    UploadItems,
 )
+from maillage_telemetry.api.schemas import MeasurementItem as UploadItem
 from maillage_telemetry.domain.fhir import StoredMeasurement, searchset
-from maillage_telemetry.domain.measurements import Component, Reading, Rejection, TimeWindow
+from maillage_telemetry.domain.measurements import Rejection, TimeWindow
 from maillage_telemetry.settings import TelemetrySettings
 from maillage_telemetry.use_cases import contract
 from maillage_telemetry.use_cases.common import KioskNotAdmittedError, Uploader
@@ -44,8 +44,9 @@ from maillage_telemetry.use_cases.queries import measurement_history
 
 router = APIRouter(tags=["measurements"])
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_ITEM = TypeAdapter(MeasurementCreate)
-_UPLOAD = TypeAdapter(MeasurementUpload)
+# Items validate to plain dicts (TypedDicts, see api/schemas.py), not models.
+_ITEM: TypeAdapter[MeasurementItem] = TypeAdapter(UploadItem)
+_UPLOAD: TypeAdapter[UploadItems] = TypeAdapter(UploadItems)
 PROTOBUF = "application/x-protobuf"
 # Generous bound on one item's encoded size: refuses absurd bodies before parsing them.
 _MAX_ITEM_BYTES = 4096
@@ -58,36 +59,16 @@ def _settings(runtime: RuntimeDep) -> TelemetrySettings:
     return settings
 
 
-def _item(item: MeasurementCreate) -> tuple[ParsedItem, str]:
-    reading = Reading(
-        loinc_code=item.loinc_code,
-        ucum_unit=item.ucum_unit,
-        measured_at=item.measured_at,
-        value=item.value,
-        components=tuple(Component(c.loinc_code, c.ucum_unit, c.value) for c in item.components)
-        if item.components
-        else (),
-    )
-    parsed = MeasurementItem(
-        measurement_id=item.measurement_id,
-        device_id=item.device_id,
-        device_kind=item.device_kind,
-        patient_ref=item.patient_ref,
-        reading=reading,
-        session_id=item.session_id,
-    )
-    return parsed, item.loinc_code
-
-
 def _parse_one(raw: Any) -> tuple[ParsedItem, str]:
     loinc_code = str(raw.get("loinc_code", ""))[:32] if isinstance(raw, dict) else ""
     try:
-        return _item(_ITEM.validate_python(raw))
+        item = _ITEM.validate_python(raw)
     except ValidationError as error:
         return [
             Rejection(".".join(str(p) for p in e["loc"]) or "item", e["msg"])
             for e in error.errors()
         ], loinc_code
+    return item, item["loinc_code"]
 
 
 def _parse_json(raw: bytes) -> tuple[str | None, list[tuple[ParsedItem, str]]]:
@@ -95,7 +76,7 @@ def _parse_json(raw: bytes) -> tuple[str | None, list[tuple[ParsedItem, str]]]:
     each item on its own, so a bad item never sinks the good ones."""
     try:
         upload = _UPLOAD.validate_json(raw)
-        return upload.kiosk_id, [_item(item) for item in upload.items]
+        return upload.get("kiosk_id"), [(item, item["loinc_code"]) for item in upload["items"]]
     except ValidationError:
         pass
     try:
@@ -155,9 +136,11 @@ def _read(result: IngestResult) -> Response:
             {
                 "index": item.index,
                 "measurement_id": item.measurement_id,
-                "outcome": item.outcome.value,
+                "outcome": item.outcome,  # a StrEnum: encoded as its value
                 "abnormal": item.abnormal,
-                "errors": [{"field": e.field, "reason": e.reason} for e in item.errors],
+                "errors": [{"field": e.field, "reason": e.reason} for e in item.errors]
+                if item.errors
+                else [],
             }
             for item in result.items
         ],

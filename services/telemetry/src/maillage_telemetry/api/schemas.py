@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    with_config,
+)
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 from maillage_telemetry.domain.fleet import (
     FleetStatus,
@@ -54,19 +66,58 @@ class MeasurementCreate(_Strict):
     _device_kind = field_validator("device_kind")(_known_device_kind)
 
 
+# What the upload route validates with (TypeAdapters): the same fields and rules as
+# MeasurementCreate (which documents them in the OpenAPI schema), as TypedDicts, so that
+# pydantic-core answers plain dicts without building a model per item (a third of the
+# cost of validating). tests/unit/test_upload_schema.py keeps the two in step.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+@with_config(_STRICT)
+class ComponentItem(TypedDict):
+    loinc_code: Code
+    ucum_unit: Code
+    value: float
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_uuid(text: str) -> str:
+    """The UUID as text in canonical form: as sent when it already is (the usual case:
+    no UUID object built then formatted again per item), normalised otherwise."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    return str(uuid.UUID(text))
+
+
+@with_config(_STRICT)
+class MeasurementItem(TypedDict):
+    measurement_id: Annotated[str, AfterValidator(canonical_uuid)]
+    device_id: Text
+    device_kind: NotRequired[Annotated[str | None, AfterValidator(_known_device_kind)]]
+    patient_ref: Text
+    loinc_code: Code
+    ucum_unit: Code
+    value: NotRequired[float | None]
+    components: NotRequired[Annotated[list[ComponentItem], Field(max_length=8)]]
+    measured_at: AwareDatetime
+    session_id: NotRequired[Text | None]
+
+
+class UploadItems(TypedDict):
+    """The fast path of an upload: every item valid (validated in one pass)."""
+
+    kiosk_id: NotRequired[Text | None]
+    items: Annotated[list[MeasurementItem], Field(min_length=1)]
+
+
 class MeasurementBatchCreate(BaseModel):
     """Up to TELEMETRY_MAX_BATCH_ITEMS items. A kiosk is named by its token; a service
     uploading on a kiosk's behalf names it in `kiosk_id`."""
 
     kiosk_id: Text | None = None
     items: list[Any] = Field(min_length=1)
-
-
-class MeasurementUpload(BaseModel):
-    """The fast path of an upload: every item valid (validated in one pass)."""
-
-    kiosk_id: Text | None = None
-    items: list[MeasurementCreate] = Field(min_length=1)
 
 
 class FieldErrorRead(BaseModel):

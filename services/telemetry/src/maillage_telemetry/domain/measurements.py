@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 BLOOD_PRESSURE_PANEL = "85354-9"
 SYSTOLIC = "8480-6"
@@ -121,13 +121,27 @@ class TimeWindow:
     now: datetime
     retention: timedelta
     future_tolerance: timedelta = timedelta(minutes=5)
-    # Computed once per upload rather than once per item.
+    # Computed once per upload rather than once per item; the bounds also as exact
+    # microseconds since the epoch (an int comparison per item, not an aware datetime one).
     earliest: datetime = field(init=False)
     latest: datetime = field(init=False)
+    earliest_us: int = field(init=False)
+    latest_us: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "earliest", self.now - self.retention)
         object.__setattr__(self, "latest", self.now + self.future_tolerance)
+        object.__setattr__(self, "earliest_us", microseconds_since_epoch(self.earliest))
+        object.__setattr__(self, "latest_us", microseconds_since_epoch(self.latest))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def microseconds_since_epoch(at: datetime) -> int:
+    """Exact microseconds since the epoch of an aware instant."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 _NORMAL = Acceptable(abnormal=False)
@@ -138,19 +152,39 @@ def assess(reading: Reading, window: TimeWindow) -> Acceptable | Rejection:
     """Accept (flagging abnormal values) or reject a reading, saying which field and why."""
     if reading.measured_at.tzinfo is None:
         return Rejection("measured_at", "must carry a time zone")
-    if reading.measured_at > window.latest:
+    return assess_values(
+        reading.loinc_code,
+        reading.ucum_unit,
+        microseconds_since_epoch(reading.measured_at),
+        reading.value,
+        reading.components,
+        window,
+    )
+
+
+def assess_values(
+    loinc_code: str,
+    ucum_unit: str,
+    measured_at_us: int,
+    value: float | None,
+    components: Sequence[Component],
+    window: TimeWindow,
+) -> Acceptable | Rejection:
+    """`assess` on the fields of a reading with a time zone, its instant in microseconds
+    since the epoch (the ingest hot path builds no Reading per item)."""
+    if measured_at_us > window.latest_us:
         return Rejection("measured_at", "is too far in the future")
-    if reading.measured_at < window.earliest:
+    if measured_at_us < window.earliest_us:
         return Rejection("measured_at", "is older than the retention period")
-    if reading.loinc_code in _PANELS:
-        return _assess_panel(_PANELS[reading.loinc_code], reading)
-    if reading.loinc_code not in _KNOWN_CODES:
-        return Rejection("loinc_code", f"unknown measurement type {reading.loinc_code!r}")
-    if reading.components:
+    if loinc_code in _PANELS:
+        return _assess_panel(_PANELS[loinc_code], value, components)
+    if loinc_code not in _KNOWN_CODES:
+        return Rejection("loinc_code", f"unknown measurement type {loinc_code!r}")
+    if components:
         return Rejection("components", "only panel observations carry components")
-    if reading.value is None:
+    if value is None:
         return Rejection("value", "is required")
-    return _assess_quantity(reading.loinc_code, reading.ucum_unit, reading.value, "")
+    return _assess_quantity(loinc_code, ucum_unit, value, "")
 
 
 def _assess_quantity(code: str, unit: str, value: float, prefix: str) -> Acceptable | Rejection:
@@ -168,22 +202,24 @@ def _assess_quantity(code: str, unit: str, value: float, prefix: str) -> Accepta
     return _NORMAL if normal.low <= value <= normal.high else _ABNORMAL
 
 
-def _assess_panel(panel: PanelType, reading: Reading) -> Acceptable | Rejection:
-    if reading.value is not None:
+def _assess_panel(
+    panel: PanelType, value: float | None, components: Sequence[Component]
+) -> Acceptable | Rejection:
+    if value is not None:
         return Rejection("value", f"{panel.loinc_code} carries its values in components")
     expected = {c.loinc_code for c in panel.components}
-    given = [c.loinc_code for c in reading.components]
+    given = [c.loinc_code for c in components]
     if sorted(given) != sorted(expected):
         return Rejection("components", f"{panel.loinc_code} needs exactly {sorted(expected)}")
     abnormal = False
-    for index, component in enumerate(reading.components):
+    for index, component in enumerate(components):
         outcome = _assess_quantity(
             component.loinc_code, component.ucum_unit, component.value, f"components.{index}."
         )
         if isinstance(outcome, Rejection):
             return outcome
         abnormal = abnormal or outcome.abnormal
-    values = {c.loinc_code: c.value for c in reading.components}
+    values = {c.loinc_code: c.value for c in components}
     if panel.loinc_code == BLOOD_PRESSURE_PANEL and values[SYSTOLIC] <= values[DIASTOLIC]:
         return Rejection("components", "systolic must be above diastolic")
     return Acceptable(abnormal=abnormal)

@@ -25,7 +25,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DEVICE_KIND_VALUES: dict[str, types_pb2.DeviceKind.ValueType] = {
     name: types_pb2.DeviceKind.Value(f"DEVICE_KIND_{name.upper()}") for name in DEVICE_KINDS
 }
-_DEVICE_KIND_NAMES: dict[int, str] = {value: name for name, value in _DEVICE_KIND_VALUES.items()}
+DEVICE_KIND_NAMES: dict[int, str] = {value: name for name, value in _DEVICE_KIND_VALUES.items()}
+"""Device kind names by protobuf value (unspecified: absent)."""
 
 
 def timestamp(at: datetime) -> Timestamp:
@@ -64,7 +65,7 @@ def device_kind(name: str | None) -> types_pb2.DeviceKind.ValueType:
 
 
 def device_kind_name(value: int) -> str:
-    return _DEVICE_KIND_NAMES.get(value, "")
+    return DEVICE_KIND_NAMES.get(value, "")
 
 
 def kiosk_status(name: str) -> events_pb2.KioskStatus.ValueType:

@@ -8,23 +8,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NotRequired, TypedDict
 
 from maillage.telemetry.v1 import events_pb2
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_telemetry.db.repositories import (
-    ConsentRepository,
-    DeviceRepository,
-    DirectoryRepository,
     MeasurementRepository,
     ReadingKey,
+    UploadRepository,
 )
 from maillage_telemetry.domain.measurements import (
-    Acceptable,
-    Reading,
+    Component,
     Rejection,
     TimeWindow,
-    assess,
+    assess_values,
     is_known,
+    microseconds_since_epoch,
 )
 from maillage_telemetry.metrics import INGEST_LATENCY, MEASUREMENTS_INGESTED
 from maillage_telemetry.use_cases import contract
@@ -37,20 +36,36 @@ NOT_THIS_DEVICE = "is not the device of the credential that sent it"
 EVENT_CHUNK = 500
 
 
-@dataclass(frozen=True, slots=True)
-class MeasurementItem:
-    """One parsed item of an upload."""
+class MeasurementComponent(TypedDict):
+    loinc_code: str
+    ucum_unit: str
+    value: float
 
-    measurement_id: uuid.UUID
+
+class MeasurementItem(TypedDict):
+    """One parsed item of an upload: the validated JSON item as it came (a plain dict
+    from pydantic-core, read once here; no model or dataclass per item)."""
+
+    measurement_id: str  # a UUID in canonical form
     device_id: str
-    device_kind: str | None
+    device_kind: NotRequired[str | None]
     patient_ref: str
-    reading: Reading
-    session_id: str | None = None
+    loinc_code: str
+    ucum_unit: str
+    value: NotRequired[float | None]
+    components: NotRequired[list[MeasurementComponent]]
+    measured_at: datetime
+    session_id: NotRequired[str | None]
 
-    @property
-    def key(self) -> ReadingKey:
-        return (self.device_id, self.reading.loinc_code, self.reading.measured_at)
+
+def reading_key(item: MeasurementItem) -> ReadingKey:
+    """(device_id, loinc_code, measured_at as exact microseconds since the epoch): hashed
+    and compared as an int, bound to PostgreSQL as int8 (no aware datetime to convert)."""
+    return (
+        item["device_id"],
+        item["loinc_code"],
+        microseconds_since_epoch(item["measured_at"]),
+    )
 
 
 class Outcome(StrEnum):
@@ -80,6 +95,8 @@ class IngestResult:
 
 ParsedItem = MeasurementItem | list[Rejection]
 """An item that parsed, or the reasons it did not (with its LOINC code unknown)."""
+Candidate = tuple[MeasurementItem, ItemResult, ReadingKey]
+"""An item still in the running, its answer (to amend) and its idempotency key."""
 
 
 async def ingest_measurements(
@@ -100,29 +117,33 @@ async def ingest_measurements(
             if isinstance(source, DeviceCredential)
             else source
         )
-        placement = await DirectoryRepository(uow.session).placement(
-            uploader.kiosk_id, uploader.site_id
+        admission = await UploadRepository(uow.session).admission(
+            uploader.kiosk_id,
+            uploader.site_id,
+            {item["device_id"] for item, _, _ in candidates},
+            {item["patient_ref"] for item, _, _ in candidates},
         )
+        placement = admission.placement
         admit(placement)
         # A service names only the kiosk: its site comes from the directory read model.
         uploader = Uploader(uploader.kiosk_id, placement.site_id, uploader.device_id)
-        candidates = await _from_active_devices(uow, uploader, candidates)
-        consented = await ConsentRepository(uow.session).granted_among(
-            item.patient_ref for item, _ in candidates
-        )
-        consented_items = [c for c in candidates if c[0].patient_ref in consented]
-        for item, result in candidates:
-            if item.patient_ref not in consented:
-                _reject(result, Rejection("patient_ref", NO_CONSENT))
-        fresh = await MeasurementRepository(uow.session).claim(
-            [item.key for item, _ in consented_items], window.now
-        )
-        accepted: list[tuple[MeasurementItem, ItemResult]] = []
-        for item, result in consented_items:
-            if item.key in fresh:
-                accepted.append((item, result))
+        candidates = _from_active_devices(uploader, admission.active_devices, candidates)
+        consented = admission.consented
+        consented_items: list[Candidate] = []
+        for candidate in candidates:
+            if candidate[0]["patient_ref"] in consented:
+                consented_items.append(candidate)
             else:
-                result.outcome = Outcome.DUPLICATE
+                _reject(candidate[1], Rejection("patient_ref", NO_CONSENT))
+        fresh = await MeasurementRepository(uow.session).claim(
+            [key for _, _, key in consented_items], window.now
+        )
+        for _, result, _ in consented_items:
+            result.outcome = Outcome.DUPLICATE
+        fresh.sort()  # upload order
+        accepted = [consented_items[position] for position in fresh]
+        for _, result, _ in accepted:
+            result.outcome = Outcome.ACCEPTED
         # Chunked so that one event stays well under the broker's message size limit
         # whatever the upload size (items have bounded fields).
         for start in range(0, len(accepted), EVENT_CHUNK):
@@ -134,49 +155,59 @@ async def ingest_measurements(
     return IngestResult(batch_id, results)
 
 
-async def _from_active_devices(
-    uow: UnitOfWork, uploader: Uploader, candidates: list[tuple[MeasurementItem, ItemResult]]
-) -> list[tuple[MeasurementItem, ItemResult]]:
+def _from_active_devices(
+    uploader: Uploader, active: frozenset[str], candidates: list[Candidate]
+) -> list[Candidate]:
     """Keep the items of devices enrolled and not revoked on the uploading kiosk (and only
     the credential's own device when a device uploads); reject the others per item."""
-    active = await DeviceRepository(uow.session).active_among(
-        uploader.kiosk_id, {item.device_id for item, _ in candidates}
-    )
-    kept: list[tuple[MeasurementItem, ItemResult]] = []
-    for item, result in candidates:
-        if uploader.device_id is not None and item.device_id != uploader.device_id:
+    kept: list[Candidate] = []
+    only = uploader.device_id
+    for candidate in candidates:
+        item, result, _ = candidate
+        device_id = item["device_id"]
+        if only is not None and device_id != only:
             _reject(result, Rejection("device_id", NOT_THIS_DEVICE))
-        elif item.device_id not in active:
+        elif device_id not in active:
             _reject(result, Rejection("device_id", NOT_ENROLLED))
         else:
-            kept.append((item, result))
+            kept.append(candidate)
     return kept
 
 
 def _assess_all(
     items: Sequence[tuple[ParsedItem, str]], window: TimeWindow
-) -> tuple[list[ItemResult], list[tuple[MeasurementItem, ItemResult]]]:
+) -> tuple[list[ItemResult], list[Candidate]]:
     results: list[ItemResult] = []
-    candidates: list[tuple[MeasurementItem, ItemResult]] = []
+    candidates: list[Candidate] = []
     seen: set[ReadingKey] = set()
     for index, (item, loinc_code) in enumerate(items):
         if isinstance(item, list):
             results.append(ItemResult(index, None, loinc_code, Outcome.REJECTED, errors=item))
             continue
-        result = ItemResult(index, str(item.measurement_id), loinc_code, Outcome.ACCEPTED)
+        result = ItemResult(index, item["measurement_id"], loinc_code, Outcome.ACCEPTED)
         results.append(result)
-        verdict = assess(item.reading, window)
+        key = reading_key(item)
+        components = item.get("components")
+        verdict = assess_values(
+            item["loinc_code"],
+            item["ucum_unit"],
+            key[2],
+            item.get("value"),
+            [Component(c["loinc_code"], c["ucum_unit"], c["value"]) for c in components]
+            if components
+            else (),
+            window,
+        )
         if isinstance(verdict, Rejection):
             _reject(result, verdict)
             continue
-        key = item.key
         if key in seen:
             # The same reading twice in one upload: the first one counts.
             result.outcome = Outcome.DUPLICATE
         else:
             seen.add(key)
-            result.abnormal = isinstance(verdict, Acceptable) and verdict.abnormal
-            candidates.append((item, result))
+            result.abnormal = verdict.abnormal
+            candidates.append((item, result, key))
     return results, candidates
 
 
@@ -190,7 +221,7 @@ def _batch_event(
     batch_id: uuid.UUID,
     uploader: Uploader,
     departement: str,
-    accepted: Sequence[tuple[MeasurementItem, ItemResult]],
+    accepted: Sequence[Candidate],
     now: datetime,
 ) -> events_pb2.MeasurementBatchIngested:
     event = events_pb2.MeasurementBatchIngested(
@@ -205,32 +236,39 @@ def _batch_event(
     received = event.ingested_at
     add = event.measurements.add
     kiosk_id, site_id = uploader.kiosk_id, uploader.site_id
-    for item, result in accepted:
-        reading = item.reading
+    device_kind = contract.device_kind
+    for item, result, key in accepted:
+        components = item.get("components")
         message = add(
-            measurement_id=str(item.measurement_id),
-            device_id=item.device_id,
-            device_kind=contract.device_kind(item.device_kind),
+            measurement_id=result.measurement_id,
+            device_id=item["device_id"],
+            device_kind=device_kind(item.get("device_kind")),
             kiosk_id=kiosk_id,
             site_id=site_id,
-            patient_ref=item.patient_ref,
-            loinc_code=reading.loinc_code,
-            ucum_unit=reading.ucum_unit,
-            value=reading.value or 0.0,
+            patient_ref=item["patient_ref"],
+            loinc_code=item["loinc_code"],
+            ucum_unit=item["ucum_unit"],
+            value=item.get("value") or 0.0,
             abnormal=result.abnormal,
-            session_id=item.session_id or "",
+            session_id=item.get("session_id") or "",
         )
-        for c in reading.components:
-            message.components.add(loinc_code=c.loinc_code, ucum_unit=c.ucum_unit, value=c.value)
-        contract.set_timestamp(message.measured_at, reading.measured_at)
-        message.received_at.seconds = received.seconds
-        message.received_at.nanos = received.nanos
+        if components:
+            for c in components:
+                message.components.add(
+                    loinc_code=c["loinc_code"], ucum_unit=c["ucum_unit"], value=c["value"]
+                )
+        stamp = message.measured_at
+        stamp.seconds, microseconds = divmod(key[2], 1_000_000)
+        stamp.nanos = microseconds * 1000
+        stamp = message.received_at
+        stamp.seconds = received.seconds
+        stamp.nanos = received.nanos
     return event
 
 
 def _count(results: Sequence[ItemResult]) -> None:
     # One increment per (code, outcome) of the upload, not per item.
-    tally = Counter((result.loinc_code, result.outcome.value) for result in results)
+    tally = Counter((result.loinc_code, result.outcome) for result in results)
     for (loinc_code, outcome), count in tally.items():
         # Only known codes become label values: a client must not grow the label set.
         code = loinc_code if is_known(loinc_code) else "other"
