@@ -90,6 +90,7 @@ async def set_on_duty(session: AsyncSession, responder_id: str, on_duty: bool) -
 _BOOKING_CONTEXT = text(
     """SELECT r.id AS responder_id, r.active AS responder_active, r.specialty_codes,
               s.time_zone, s.rules, st.departement, st.active AS site_active,
+              st.name AS site_name, st.opening_hours::text AS opening_hours,
               k.site_id AS cabin_site_id, k.active AS cabin_active,
               (SELECT count(*) FROM (
                    SELECT pg_advisory_xact_lock(hashtextextended(u.key, 0))
@@ -113,9 +114,10 @@ def lock_keys(responder_id: str, resource_id: str | None) -> list[str]:
 async def booking_context(
     session: AsyncSession, responder_id: str, site_id: str, resource_id: str | None
 ) -> Row[Any]:
-    """Responder, schedule, site and cabin in one round trip (the hot path of every booking),
-    which also queues the booking behind others of the same responder/cabin (the advisory
-    locks of `queue_for_resources`, held until the transaction ends)."""
+    """Responder, schedule, site (with its opening hours) and cabin in one round trip (the
+    transactional path of a booking), which also queues the booking behind others of the
+    same responder/cabin (the advisory locks of `queue_for_resources`, held until the
+    transaction ends)."""
     result = await session.execute(
         _BOOKING_CONTEXT,
         {

@@ -51,6 +51,8 @@ sites = Table(
     Column("version", BigInteger, nullable=False),
     Column("latitude", Double),
     Column("longitude", Double),
+    # The directory's OpeningHours as published (NULL: unknown, a snapshot from before hours).
+    Column("opening_hours", JSONB),
 )
 
 kiosks = Table(

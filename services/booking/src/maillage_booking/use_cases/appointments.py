@@ -23,6 +23,13 @@ from maillage.common.v1 import types_pb2 as types
 from maillage_booking.db import direct_booking as direct
 from maillage_booking.db import repositories as repo
 from maillage_booking.domain.errors import ConflictError, DomainError, NotFoundError
+from maillage_booking.domain.opening_hours import (
+    OpeningHours,
+    UninterpretableHoursError,
+    check_site_open,
+    parse_opening_hours,
+    parse_opening_hours_json,
+)
 from maillage_booking.domain.schedule import Schedule, check_bookable, schedule_from_document
 from maillage_booking.use_cases.common import appointment_context, retry_on_conflict, ts, utcnow
 from maillage_booking.use_cases.waitlist import offer_released_slot
@@ -186,6 +193,9 @@ def _new_appointment(
         raise DomainError("responder_id", "the responder has no schedule")
     end = command.end or command.start + schedule.slot_length(command.act)
     check_bookable(schedule, command.act, command.start, end, now)
+    if command.resource_id:
+        # Only the transactional path books a cabin: its context carries the site's hours.
+        check_site_open(site_hours(context.opening_hours), command.start, end, context.site_name)
     block_end = end + timedelta(minutes=schedule.buffer_minutes)
     return {
         "id": uuid.uuid4(),
@@ -212,6 +222,18 @@ def _new_appointment(
         "session_id": None,
         "cancel_reason": None,
     }
+
+
+def site_hours(document: str | dict[str, Any] | None) -> OpeningHours | None:
+    """A site's structured hours from the read model (JSON text, as the booking context
+    reads it, or the document); None when unknown (never published, a note only, or not
+    interpretable): then nothing is refused on their account."""
+    try:
+        if isinstance(document, str):
+            return parse_opening_hours_json(document)
+        return parse_opening_hours(document)
+    except UninterpretableHoursError:
+        return None
 
 
 def _created_event(command: BookSlot, row: Any, now: datetime) -> Message:
@@ -460,6 +482,10 @@ async def reschedule(
         schedule = schedule_from_document(schedule_row.time_zone, schedule_row.rules)
         end = start + schedule.slot_length(row.act)
         check_bookable(schedule, row.act, start, end, now)
+        if row.resource_id is not None:
+            site = await repo.site(uow.session, row.site_id)
+            if site is not None:
+                check_site_open(site_hours(site.opening_hours), start, end, site.name)
         block_end = end + timedelta(minutes=schedule.buffer_minutes)
         await _release_in_the_way(uow, now, target, row.resource_id, start, block_end)
         try:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from maillage.directory.v1 import events_pb2 as directory
 from maillage_booking.db import repositories as repo
 from maillage_booking.db.tables import kiosks, responders, sites
+from maillage_booking.domain.opening_hours import (
+    UninterpretableHoursError,
+    opening_hours_document,
+    parse_opening_hours,
+)
 from maillage_common.db.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 async def apply_professional(uow: UnitOfWork, event: directory.ProfessionalChanged) -> bool:
@@ -43,8 +53,31 @@ async def apply_site(uow: UnitOfWork, event: directory.SiteChanged) -> bool:
             "version": event.version,
             "latitude": s.location.latitude if s.HasField("location") else None,
             "longitude": s.location.longitude if s.HasField("location") else None,
+            "opening_hours": _opening_hours(s),
         },
     )
+
+
+def _opening_hours(site: directory.Site) -> dict[str, Any] | None:
+    """The site's hours as published (None: a snapshot from before hours existed, i.e.
+    unknown). Hours that cannot be interpreted are kept, and treated as unknown when a
+    booking reads them."""
+    if not site.HasField("opening_hours"):
+        return None
+    hours = site.opening_hours
+    document = opening_hours_document(
+        timezone=hours.timezone,
+        weekly=[(list(w.days), w.opens, w.closes) for w in hours.weekly],
+        exceptions=[(e.date, [(r.opens, r.closes) for r in e.ranges]) for e in hours.exceptions],
+        note=hours.note,
+    )
+    try:
+        parse_opening_hours(document)
+    except UninterpretableHoursError as error:
+        log.warning(
+            "site %s: opening hours not interpretable (%s): treated as unknown", site.id, error
+        )
+    return document
 
 
 async def apply_kiosk(uow: UnitOfWork, event: directory.KioskChanged) -> bool:
