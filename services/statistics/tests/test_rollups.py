@@ -18,6 +18,8 @@ from maillage_devstack.pytest_plugin import ServiceApp
 from maillage_statistics.db.indicators import (
     IndicatorQueries,
     _expertise_cells,
+    _quality_cells,
+    _site_activity_cells,
     _specialty_cells,
     _split,
     _teleconsultation_cells,
@@ -27,6 +29,67 @@ from maillage_statistics.domain.rules import Filters
 PACKAGE = "maillage_statistics"
 _MONTH = "coalesce(date_trunc('month', {0} AT TIME ZONE 'Europe/Paris')::date, '-infinity')"
 _DAY = "({0} AT TIME ZONE 'Europe/Paris')::date"
+
+_BUCKET = "CASE WHEN {0} <= 0 THEN -32768 ELSE floor(ln({0}::float8) / ln(1.05::float8))::int END"
+# (table, instant, [(measure, condition, bucket)]): the quality measures, written out again.
+_QUALITY = [
+    ("session", "started_at", [("session_duration", "ended_at IS NOT NULL AND live_seconds "
+                                "IS NOT NULL", _BUCKET.format("live_seconds"))]),
+    ("session", "failed_at", [("failed_sessions", "failed_at IS NOT NULL AND ended_at IS NULL",
+                               "0")]),
+    ("appointment", "start_at", [
+        ("appointments_booked", "booked_at IS NOT NULL", "0"),
+        ("appointments_cancelled", "booked_at IS NOT NULL AND cancelled_at IS NOT NULL", "0"),
+        ("appointments_fulfilled", "fulfilled_at IS NOT NULL", "0"),
+        ("appointments_no_show", "no_show_at IS NOT NULL AND fulfilled_at IS NULL", "0")]),
+    ("consultation", "requested_at", [
+        ("time_to_accept", "accepted_at IS NOT NULL AND time_to_accept_seconds IS NOT NULL",
+         _BUCKET.format("time_to_accept_seconds")),
+        ("on_demand_expired", "expired_at IS NOT NULL AND accepted_at IS NULL", "0")]),
+    ("expertise", "requested_at", [
+        ("expertise_response", "answered_at IS NOT NULL AND response_seconds IS NOT NULL",
+         _BUCKET.format("response_seconds")),
+        ("expertises_answered", "answered_at IS NOT NULL", "0"),
+        ("expertises_answered_in_time",
+         "answered_at IS NOT NULL AND response_seconds <= requested_delay_seconds", "0")]),
+]  # fmt: skip
+
+
+def _base_quality(cell: str, *, dated: bool, where: str = "TRUE") -> str:
+    """Quality counts per (cell, site, département, specialty, measure, bucket) from the base
+    rows (rows without an instant only in month '-infinity'); `where` may use {instant}."""
+    selects = []
+    for table, instant, measures in _QUALITY:
+        for measure, condition, bucket in measures:
+            undated = dated and instant != "failed_at"
+            selects.append(
+                f"""SELECT {cell.format(instant)}, site_id, departement, specialty_code,
+                           '{measure}', {bucket}, count(*)
+                    FROM {table} WHERE {condition}
+                          AND {"TRUE" if undated else f"{instant} IS NOT NULL"}
+                          AND {where.format(instant=instant)}
+                    GROUP BY 1, 2, 3, 4, 5, 6"""
+            )
+    return " UNION ALL ".join(selects)
+
+
+def _base_site_activity(cell: str, *, dated: bool, where: str = "TRUE") -> str:
+    """(cell, site, assisted, simple, expertises requested) from the base rows."""
+    started = "TRUE" if dated else "started_at IS NOT NULL"
+    return f"""SELECT cell, site_id, sum(a)::int, sum(s)::int, sum(e)::int FROM (
+            SELECT {cell.format("started_at")} AS cell, site_id,
+                   count(*) FILTER (WHERE assistance = 'assisted') AS a,
+                   count(*) FILTER (WHERE assistance <> 'assisted') AS s, 0 AS e
+            FROM session WHERE act = 'teleconsultation' AND ended_at IS NOT NULL AND {started}
+                  AND {where.format(instant="started_at")}
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT {cell.format("requested_at")}, site_id, 0, 0, count(*)
+            FROM expertise WHERE requested_at IS NOT NULL
+                  AND {where.format(instant="requested_at")}
+            GROUP BY 1, 2) x
+        GROUP BY 1, 2"""
+
 
 ROLLUP_VERSUS_BASE = {
     "teleconsultation_month": (
@@ -89,6 +152,21 @@ ROLLUP_VERSUS_BASE = {
         )
         for grain, cell in (("month", _MONTH), ("day", _DAY))
     },
+    **{
+        f"site_activity_{grain}": (
+            f"SELECT {grain}, site_id, assisted, simple, expertises FROM site_activity_{grain}",
+            _base_site_activity(cell, dated=grain == "month"),
+        )
+        for grain, cell in (("month", _MONTH), ("day", _DAY))
+    },
+    **{
+        f"quality_{grain}": (
+            f"""SELECT {grain}, site_id, departement, specialty_code, measure, bucket, n
+                FROM quality_{grain}""",
+            _base_quality(cell, dated=grain == "month"),
+        )
+        for grain, cell in (("month", _MONTH), ("day", _DAY))
+    },
 }
 
 
@@ -134,6 +212,7 @@ async def test_rollups_equal_the_base_tables_under_duplicates_reorders_and_delet
         for rolled, computed in first.values():
             assert rolled
             assert rolled == computed
+        await _assert_departement_quality(runtime, scenario.departement)
         # Replaying everything in order changes nothing (idempotent).
         await checks.apply_in_process(runtime, scenario.events)
         assert await _rollups_and_bases(runtime, scenario.departement) == first
@@ -157,6 +236,56 @@ async def test_rollups_equal_the_base_tables_under_duplicates_reorders_and_delet
         assert moved != first
         for rolled, computed in moved.values():
             assert rolled == computed
+        await _assert_departement_quality(runtime, scenario.departement)
+
+        # The rebuild's path: writes with the triggers deferred leave the rollups alone, and
+        # one refresh recomputes them all from the base rows.
+        async with runtime.unit_of_work() as uow:
+            await uow.session.execute(text("SET LOCAL statistics.defer_rollups = 'on'"))
+            await uow.session.execute(
+                text("""DELETE FROM session WHERE session_id = (
+                            SELECT min(session_id) FROM session
+                            WHERE departement = :d AND act = 'teleconsultation'
+                                  AND ended_at IS NOT NULL AND site_id <> 'elsewhere')"""),
+                {"d": scenario.departement},
+            )
+            await uow.commit()
+        assert await _rollups_and_bases(runtime, scenario.departement) != moved
+        async with runtime.unit_of_work() as uow:
+            await uow.session.execute(text("SELECT statistics_refresh_rollups()"))
+            await uow.commit()
+        refreshed = await _rollups_and_bases(runtime, scenario.departement)
+        for name, (rolled, computed) in refreshed.items():
+            assert rolled == computed, name
+        await _assert_departement_quality(runtime, scenario.departement)
+
+
+async def _assert_departement_quality(runtime: Runtime, departement: str) -> None:
+    """Each `<rollup>_departement_*` = its per-site cells summed over the département's sites."""
+    rollups = {
+        "quality": ("specialty_code, measure, bucket", "n"),
+        "teleconsultation": ("specialty_code, mode, assistance", "sessions"),
+        "expertise": ("specialty_code, outcome", "expertises"),
+    }
+    seen = 0
+    async with runtime.unit_of_work() as uow:
+        for rollup, (keys, value) in rollups.items():
+            for grain in ("month", "day"):
+                rolled = await uow.session.execute(
+                    text(f"""SELECT {grain}, {keys}, {value}
+                             FROM {rollup}_departement_{grain} WHERE departement = :d"""),
+                    {"d": departement},
+                )
+                summed = await uow.session.execute(
+                    text(f"""SELECT {grain}, {keys}, sum({value})
+                             FROM {rollup}_{grain} WHERE departement = :d
+                             GROUP BY {grain}, {keys}"""),
+                    {"d": departement},
+                )
+                found = {tuple(r) for r in rolled}
+                seen += len(found)
+                assert found == {tuple(r) for r in summed}, (rollup, grain)
+    assert seen
 
 
 def test_a_period_splits_into_whole_months_whole_days_and_partial_days() -> None:
@@ -239,6 +368,26 @@ _BASE_EXPERTISES = """
     GROUP BY 1, 2, 3, 4"""
 
 
+def _without(found: Counter[tuple[Any, ...]], column: int) -> Counter[tuple[Any, ...]]:
+    """The counts summed over every value of `column` (the site)."""
+    summed: Counter[tuple[Any, ...]] = Counter()
+    for key, n in found.items():
+        summed[key[:column] + key[column + 1 :]] += n
+    return summed
+
+
+async def _per_departement(
+    rows: Any, cells_of: Any, filters: Filters, departement: dict[str, str], *, drop_site: int
+) -> Counter[tuple[Any, ...]]:
+    """The period's cells read from the per-département rollups, without their site column."""
+    cells, params = cells_of(filters, by_site=False)
+    found: Counter[tuple[Any, ...]] = await rows(
+        f"SELECT * FROM ({cells}) c WHERE c.departement = :departement",
+        {**params, **departement},
+    )
+    return _without(found, drop_site)
+
+
 def _period(column: str, since: datetime | None, until: datetime | None) -> str:
     bounds = [f"{column} >= :since" if since else "", f"{column} < :until" if until else ""]
     return " AND ".join(bound for bound in bounds if bound) or "TRUE"
@@ -257,6 +406,27 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
         await checks.apply_in_process(runtime, scenario.shuffled_with_duplicates(seed=11))
         departement = {"departement": scenario.departement}
         async with runtime.unit_of_work() as uow:
+            # Teleconsultations at a site that is no longer operational: one by a responder
+            # who also acted elsewhere, one by a responder who acted only there (neither
+            # counts that site; only the first responder counts, for the other sites).
+            await uow.session.execute(
+                text("""INSERT INTO session (session_id, site_id, responder_id, specialty_code,
+                                             act, departement, started_at, ended_at)
+                        SELECT 'closed-' || n, st.site_id, r.responder_id, 'SM54',
+                               'teleconsultation', st.departement, at, at + interval '15 min'
+                        FROM site st,
+                             (SELECT min(responder_id) AS responder_id FROM session
+                              WHERE departement = :departement AND specialty_code = 'SM54'
+                                    AND responder_id <> ''
+                              UNION ALL SELECT 'only-there-' || :departement) r,
+                             LATERAL (VALUES (1, timestamptz '2026-02-10 10:00Z'),
+                                             (2, timestamptz '2026-02-10 10:00Z')) v(n, at)
+                        WHERE st.departement = :departement AND NOT st.active
+                              AND (n = 1) = (r.responder_id NOT LIKE 'only-there-%')"""),
+                departement,
+            )
+            await uow.commit()
+        async with runtime.unit_of_work() as uow:
 
             async def rows(sql: str, params: dict[str, Any]) -> Counter[tuple[Any, ...]]:
                 found: Counter[tuple[Any, ...]] = Counter()
@@ -265,7 +435,7 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
                 return found
 
             await uow.session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            seen_rows = probed_specialties = 0
+            seen_rows = probed_specialties = seen_quality = 0
             for since, until in PERIODS:
                 filters = Filters(since=since, until=until)
                 bounds = {k: v for k, v in (("since", since), ("until", until)) if v}
@@ -279,6 +449,9 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
                     {**bounds, **departement},
                 )
                 assert rolled == base, (since, until)
+                assert await _per_departement(
+                    rows, _teleconsultation_cells, filters, departement, drop_site=1
+                ) == _without(rolled, 1), (since, until)
                 sources = ("teleconsultation", "expertise_requested", "expertise_answered")
                 cells, params = _specialty_cells(filters, *sources)
                 rolled = await rows(
@@ -305,6 +478,56 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
                     {**bounds, **departement},
                 )
                 assert rolled == base, (since, until)
+                assert await _per_departement(
+                    rows, _expertise_cells, filters, departement, drop_site=0
+                ) == _without(rolled, 0), (since, until)
+                cells, params = _quality_cells(filters)
+                rolled = await rows(
+                    f"SELECT * FROM ({cells}) c WHERE c.departement = :departement",
+                    {**params, **departement},
+                )
+                cells, params = _quality_cells(filters, by_site=False)
+                by_departement = await rows(
+                    f"""SELECT c.departement, c.specialty_code, c.measure, c.bucket, sum(c.n)
+                        FROM ({cells}) c WHERE c.departement = :departement
+                        GROUP BY 1, 2, 3, 4""",
+                    {**params, **departement},
+                )
+                rolled_by_departement: Counter[tuple[Any, ...]] = Counter()
+                for key, n in rolled.items():
+                    rolled_by_departement[key[1:]] += n
+                assert by_departement == rolled_by_departement, (since, until)
+                quality = _base_quality(
+                    _MONTH,
+                    dated=since is None and until is None,
+                    where=_period("{instant}", since, until) + " AND departement = :departement",
+                )
+                base = await rows(
+                    f"""SELECT site_id, departement, specialty_code, measure, bucket, n
+                        FROM ({quality})
+                        AS b(cell, site_id, departement, specialty_code, measure, bucket, n)""",
+                    {**bounds, **departement},
+                )
+                assert rolled == base, (since, until)
+                seen_quality += len(base)
+                cells, params = _site_activity_cells(filters)
+                scenario_sites = "SELECT site_id FROM site WHERE departement = :departement"
+                activity = await uow.session.execute(
+                    text(f"""SELECT site_id, sum(assisted), sum(simple), sum(expertises)
+                             FROM ({cells}) c WHERE site_id IN ({scenario_sites})
+                             GROUP BY 1"""),
+                    {**params, **departement},
+                )
+                activity_base = await uow.session.execute(
+                    text(f"""SELECT site_id, sum(a), sum(s), sum(e) FROM ({
+                        _base_site_activity(
+                            _MONTH, dated=True, where=_period("{instant}", since, until)
+                        )
+                    }) b(cell, site_id, a, s, e) WHERE site_id IN ({scenario_sites})
+                    GROUP BY 1"""),
+                    {**bounds, **departement},
+                )
+                assert {tuple(r) for r in activity} == {tuple(r) for r in activity_base}
                 # Both plans of `specialties` give one answer, region-wide (every test's
                 # sites, one snapshot) and on this scenario's territory.
                 queries = IndicatorQueries(uow.session)
@@ -319,3 +542,4 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
                     probed_specialties += len(by_probes)
             assert seen_rows  # the periods do cover activity
             assert probed_specialties
+            assert seen_quality

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
 
 from maillage_statistics.domain.rules import (
+    ZERO_BUCKET,
     Filters,
     SiteActType,
     UsageRule,
     UsageStatus,
+    bucket_value,
+    histogram_bucket,
+    histogram_percentile,
     month_starts,
     monthly_average,
     months_between,
@@ -101,3 +107,46 @@ def test_filters_reject_naive_or_inverted_periods() -> None:
         Filters(since=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="end after"):
         Filters(since=datetime(2026, 2, 1, tzinfo=UTC), until=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def _histogram(values: list[float]) -> Counter[int]:
+    return Counter(histogram_bucket(value) for value in values)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_percentile_read_from_the_histogram_is_within_2_5_percent(seed: int) -> None:
+    rng = random.Random(seed)
+    shape = seed % 4
+    size = rng.choice([1, 2, 3, 10, 101, 5000])
+    values: list[float] = [
+        [rng.uniform(10, 600), rng.lognormvariate(6, 1.5), float(rng.randrange(1, 5)),
+         rng.expovariate(1 / 72000)][shape]
+        for _ in range(size)
+    ]  # fmt: skip
+    for fraction in (0.0, 0.1, 0.5, 0.9, 0.99, 1.0):
+        exact = percentile(values, fraction)
+        estimate = histogram_percentile(_histogram(values), fraction)
+        assert exact is not None
+        assert estimate is not None
+        assert abs(estimate - exact) <= 0.025 * exact, (fraction, exact, estimate)
+
+
+def test_the_histogram_is_order_tolerant_and_additive() -> None:
+    rng = random.Random(3)
+    values = [rng.uniform(1, 10_000) for _ in range(999)]
+    shuffled = rng.sample(values, len(values))
+    # Cells merge by adding counts: any split of the rows, in any order, gives one histogram.
+    halves = _histogram(shuffled[:400]) + _histogram(shuffled[400:])
+    assert halves == _histogram(values)
+    assert histogram_percentile(halves, 0.9) == histogram_percentile(_histogram(values), 0.9)
+
+
+def test_histogram_buckets_are_5_percent_wide() -> None:
+    assert histogram_bucket(1.0) == 0
+    assert histogram_bucket(1.06) == 1
+    assert histogram_bucket(0.0) == ZERO_BUCKET
+    assert bucket_value(ZERO_BUCKET) == 0.0
+    for value in (0.3, 1.0, 59.9, 600.0, 86_400.0):
+        assert abs(bucket_value(histogram_bucket(value)) / value - 1) <= 0.025
+    assert histogram_percentile({}, 0.5) is None
+    assert histogram_percentile({histogram_bucket(5.0): 0}, 0.5) is None

@@ -41,7 +41,12 @@ from maillage_common.events.envelope import (
 )
 from maillage_statistics.db.migrate import MIGRATIONS
 from maillage_statistics.db.projections import apply_batch
-from maillage_statistics.db.rebuild import copy_claims, truncate_projections
+from maillage_statistics.db.rebuild import (
+    copy_claims,
+    defer_rollups,
+    refresh_rollups,
+    truncate_projections,
+)
 from maillage_statistics.handlers import consumers
 from maillage_statistics.handlers.projection import PROJECTORS_BY_TYPE
 from maillage_statistics.settings import StatisticsSettings
@@ -109,7 +114,7 @@ async def _replay(
     catalogue = EventCatalogue.load()
     records = applied = duplicates = skipped = 0
     clock = time.perf_counter
-    phases = {"broker": 0.0, "decode": 0.0, "database": 0.0}
+    phases = {"broker": 0.0, "decode": 0.0, "database": 0.0, "rollups": 0.0}
     positions: dict[TopicPartition, int] = {}
     # ce_ids folded so far (as ints: ~80 bytes each, 80 MB per million events).
     seen: set[int] = set()
@@ -142,12 +147,20 @@ async def _replay(
             applied += len(fresh)
             writes = [w for event in fresh for w in PROJECTORS_BY_TYPE[event.type](event)]
             async with sessions.begin() as session:
+                # Rollups are recomputed once at the end, not per batch (see below).
+                await defer_rollups(session)
                 claims = [(event.id, event.type) for event in fresh]
                 await copy_claims(session, settings.owned_schema, consumer_name, claims)
                 await apply_batch(session, writes)
             phases["database"] += clock() - mark
     finally:
         await reader.stop()
+    # Recomputing the touched cells per batch would re-read each (site, month) once per batch
+    # touching it (quadratic over a long history); one pass over the base rows instead.
+    mark = clock()
+    async with sessions.begin() as session:
+        await refresh_rollups(session)
+    phases["rollups"] = clock() - mark
     return records, applied, duplicates, skipped, phases
 
 

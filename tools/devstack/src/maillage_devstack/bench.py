@@ -247,10 +247,17 @@ class ServiceProcess:
 
     `with ServiceProcess("maillage_booking", environment) as base_url:` starts it on a free
     port, waits for /healthz and stops it on exit; its output goes to bench-results/.
+    `workers=N` (N > 1) runs `uvicorn --workers N`, one process per core as a deployment
+    does: `pid` is then the master's, the workers are its children, and the service counts
+    as started once every worker has logged the end of its startup (a worker still importing
+    would leave the first one to accept every keep-alive connection of the benchmark).
     """
 
-    def __init__(self, package: str, environment: Mapping[str, str]) -> None:
+    def __init__(self, package: str, environment: Mapping[str, str], workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._package = package
+        self._workers = workers
         self._port = free_port()
         self._environment = {**os.environ, **environment}
         self._log = Path("bench-results") / f"{package}.log"
@@ -262,19 +269,42 @@ class ServiceProcess:
             sys.executable,
             *("-m", "uvicorn", f"{self._package}.app:create_app", "--factory"),
             *("--host", "127.0.0.1", "--port", str(self._port), "--no-access-log"),
-            *("--log-level", "warning", "--timeout-keep-alive", "60"),
+            *("--timeout-keep-alive", "60"),
         ]
+        if self._workers == 1:
+            command += ["--log-level", "warning"]
+        else:
+            # uvicorn logs each worker's "Application startup complete." at info level (and
+            # nothing per request: the access log is off).
+            command += ["--log-level", "info", "--workers", str(self._workers)]
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(command, env=self._environment, stdout=log, stderr=log)
         base_url = f"http://127.0.0.1:{self._port}"
-        deadline = time.monotonic() + 60
+        # Several workers importing the service at once on a busy shared machine are slow.
+        deadline = time.monotonic() + 60 * self._workers
         while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
             try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200 and (
+                    self._started_workers() >= self._workers
+                ):
                     return base_url
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        self.__exit__()
         raise RuntimeError(f"{self._package} did not start: {self._log.read_text()[-2000:]}")
+
+    def _started_workers(self) -> int:
+        if self._workers == 1:
+            return 1
+        return self._log.read_text(errors="replace").count("Application startup complete")
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the service (of the uvicorn master when there are workers)."""
+        return None if self._process is None else self._process.pid
 
     def __exit__(self, *_: object) -> None:
         if self._process is not None:

@@ -16,7 +16,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maillage_statistics.domain.rules import Filters
+from maillage_statistics.domain.rules import (
+    HISTOGRAM_RATIO,
+    ZERO_BUCKET,
+    Filters,
+    histogram_percentile,
+)
 
 TIME_ZONE = "Europe/Paris"
 Row = dict[str, Any]
@@ -169,17 +174,23 @@ def _split(filters: Filters) -> _Split:
     return _Split(" AND ".join(months), days, edges, params)
 
 
-def _teleconsultation_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
-    """Rows (month, site_id, departement, specialty_code, mode, assistance, sessions)."""
+def _teleconsultation_cells(
+    filters: Filters, *, by_site: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """Rows (month, site_id, departement, specialty_code, mode, assistance, sessions); without
+    `by_site`, the month and day cells are the département's (site_id '')."""
     split = _split(filters)
-    sql = f"""SELECT r.month, r.site_id, r.departement, r.specialty_code, r.mode, r.assistance,
+    site, table = ("r.site_id", "teleconsultation")
+    if not by_site:
+        site, table = ("''::varchar", "teleconsultation_departement")
+    sql = f"""SELECT r.month, {site}, r.departement, r.specialty_code, r.mode, r.assistance,
                      r.sessions
-              FROM teleconsultation_month r WHERE {split.months}"""
+              FROM {table}_month r WHERE {split.months}"""
     for days in split.days_on("r.day"):
         sql += f""" UNION ALL
-            SELECT date_trunc('month', r.day::timestamp)::date, r.site_id, r.departement,
+            SELECT date_trunc('month', r.day::timestamp)::date, {site}, r.departement,
                    r.specialty_code, r.mode, r.assistance, r.sessions
-            FROM teleconsultation_day r WHERE {days}"""
+            FROM {table}_day r WHERE {days}"""
     for edge in split.edges_on("s.started_at"):
         sql += f""" UNION ALL
             SELECT date_trunc('month', s.started_at AT TIME ZONE '{TIME_ZONE}')::date,
@@ -190,13 +201,17 @@ def _teleconsultation_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
     return sql, split.params
 
 
-def _expertise_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
-    """Rows (site_id, departement, specialty_code, outcome, expertises) by request instant."""
+def _expertise_cells(filters: Filters, *, by_site: bool = True) -> tuple[str, dict[str, Any]]:
+    """Rows (site_id, departement, specialty_code, outcome, expertises) by request instant;
+    without `by_site`, the month and day cells are the département's (site_id '')."""
     split = _split(filters)
     columns = "r.site_id, r.departement, r.specialty_code, r.outcome, r.expertises"
-    sql = f"SELECT {columns} FROM expertise_month r WHERE {split.months}"
+    table = "expertise"
+    if not by_site:
+        columns, table = columns.replace("r.site_id", "''::varchar"), "expertise_departement"
+    sql = f"SELECT {columns} FROM {table}_month r WHERE {split.months}"
     for days in split.days_on("r.day"):
-        sql += f" UNION ALL SELECT {columns} FROM expertise_day r WHERE {days}"
+        sql += f" UNION ALL SELECT {columns} FROM {table}_day r WHERE {days}"
     for edge in split.edges_on("e.requested_at"):
         sql += f""" UNION ALL
             SELECT e.site_id, e.departement, e.specialty_code, e.outcome, count(*)::int
@@ -204,16 +219,20 @@ def _expertise_cells(filters: Filters) -> tuple[str, dict[str, Any]]:
     return sql, split.params
 
 
-def _specialty_cells(filters: Filters, *sources: str) -> tuple[str, dict[str, Any]]:
-    """Rows (site_id, source, specialty_code, responder_id, acts) of these sources."""
+def _specialty_cells(
+    filters: Filters, *sources: str, sites: str = "TRUE"
+) -> tuple[str, dict[str, Any]]:
+    """Rows (site_id, source, specialty_code, responder_id, acts) of these sources; `sites`
+    may restrict the month and day cells to some sites (`r.site_id`), read by site."""
     split = _split(filters)
     wanted = ", ".join(f"'{source}'" for source in sources)
     sql = f"""SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
-              FROM specialty_month r WHERE r.source IN ({wanted}) AND {split.months}"""
+              FROM specialty_month r
+              WHERE r.source IN ({wanted}) AND {split.months} AND {sites}"""
     for days in split.days_on("r.day"):
         sql += f""" UNION ALL
             SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
-            FROM specialty_day r WHERE r.source IN ({wanted}) AND {days}"""
+            FROM specialty_day r WHERE r.source IN ({wanted}) AND {days} AND {sites}"""
     for edge in _specialty_edges(split, *sources):
         sql += f" UNION ALL {edge}"
     return sql, split.params
@@ -249,6 +268,141 @@ def _specialty_edges(split: _Split, *sources: str) -> list[str]:
     return selects
 
 
+# Service quality (`quality` rollups, migration 0005): per base table and instant, the measures a
+# row adds to (the same conditions and buckets as the triggers, for the partial days).
+def _bucket_sql(value: str) -> str:
+    return (
+        f"CASE WHEN {value} <= 0 THEN {ZERO_BUCKET} "
+        f"ELSE floor(ln({value}::float8) / ln({HISTOGRAM_RATIO}::float8))::int END"
+    )
+
+
+_QUALITY_SOURCES: list[tuple[str, str, list[tuple[str, str, str]]]] = [
+    (
+        "session",
+        "started_at",
+        [
+            (
+                "session_duration",
+                "s.ended_at IS NOT NULL AND s.live_seconds IS NOT NULL",
+                _bucket_sql("s.live_seconds"),
+            )
+        ],
+    ),
+    ("session", "failed_at", [("failed_sessions", "s.ended_at IS NULL", "0")]),
+    (
+        "appointment",
+        "start_at",
+        [
+            ("appointments_booked", "s.booked_at IS NOT NULL", "0"),
+            (
+                "appointments_cancelled",
+                "s.booked_at IS NOT NULL AND s.cancelled_at IS NOT NULL",
+                "0",
+            ),
+            ("appointments_fulfilled", "s.fulfilled_at IS NOT NULL", "0"),
+            ("appointments_no_show", "s.no_show_at IS NOT NULL AND s.fulfilled_at IS NULL", "0"),
+        ],
+    ),
+    (
+        "consultation",
+        "requested_at",
+        [
+            (
+                "time_to_accept",
+                "s.accepted_at IS NOT NULL AND s.time_to_accept_seconds IS NOT NULL",
+                _bucket_sql("s.time_to_accept_seconds"),
+            ),
+            ("on_demand_expired", "s.expired_at IS NOT NULL AND s.accepted_at IS NULL", "0"),
+        ],
+    ),
+    (
+        "expertise",
+        "requested_at",
+        [
+            (
+                "expertise_response",
+                "s.answered_at IS NOT NULL AND s.response_seconds IS NOT NULL",
+                _bucket_sql("s.response_seconds"),
+            ),
+            ("expertises_answered", "s.answered_at IS NOT NULL", "0"),
+            (
+                "expertises_answered_in_time",
+                "s.answered_at IS NOT NULL AND s.response_seconds <= s.requested_delay_seconds",
+                "0",
+            ),
+        ],
+    ),
+]
+QUALITY_HISTOGRAMS: dict[str, tuple[tuple[str, float], ...]] = {
+    "time_to_accept": (("p50", 0.5), ("p90", 0.9)),
+    "session_duration": (("p50", 0.5), ("p90", 0.9)),
+    "expertise_response": (("p50", 0.5),),
+}
+QUALITY_COUNTS = (
+    "on_demand_expired",
+    "appointments_booked",
+    "appointments_cancelled",
+    "appointments_fulfilled",
+    "appointments_no_show",
+    "failed_sessions",
+    "expertises_answered",
+    "expertises_answered_in_time",
+)
+
+
+def _quality_cells(filters: Filters, *, by_site: bool = True) -> tuple[str, dict[str, Any]]:
+    """Rows (site_id, departement, specialty_code, measure, bucket, n) of the period; without
+    `by_site`, the month and day cells are the département's (site_id '')."""
+    split = _split(filters)
+    columns = "r.site_id, r.departement, r.specialty_code, r.measure, r.bucket, r.n"
+    table = "quality"
+    if not by_site:
+        columns = columns.replace("r.site_id", "''::varchar")
+        table = "quality_departement"
+    sql = f"SELECT {columns} FROM {table}_month r WHERE {split.months}"
+    for days in split.days_on("r.day"):
+        sql += f" UNION ALL SELECT {columns} FROM {table}_day r WHERE {days}"
+    for table, instant, measures in _QUALITY_SOURCES:
+        values = ", ".join(
+            f"(CASE WHEN {condition} THEN '{measure}' END, {bucket})"
+            for measure, condition, bucket in measures
+        )
+        for edge in split.edges_on(f"s.{instant}"):
+            sql += f""" UNION ALL
+                SELECT s.site_id, s.departement, s.specialty_code, m.measure, m.bucket,
+                       count(*)::int
+                FROM {table} s CROSS JOIN LATERAL (VALUES {values}) AS m(measure, bucket)
+                WHERE m.measure IS NOT NULL AND {edge}
+                GROUP BY 1, 2, 3, 4, 5"""
+    return sql, split.params
+
+
+def _site_activity_cells(filters: Filters, sites: str = "TRUE") -> tuple[str, dict[str, Any]]:
+    """Rows (site_id, assisted, simple, expertises) of the period, every specialty; `sites`
+    may restrict the month and day cells to some sites (`r.site_id`)."""
+    split = _split(filters)
+    columns = "r.site_id, r.assisted, r.simple, r.expertises"
+    sql = f"SELECT {columns} FROM site_activity_month r WHERE {split.months} AND {sites}"
+    for days in split.days_on("r.day"):
+        sql += f" UNION ALL SELECT {columns} FROM site_activity_day r WHERE {days} AND {sites}"
+    for edge in split.edges_on("s.started_at"):
+        sql += f""" UNION ALL
+            SELECT s.site_id, (count(*) FILTER (WHERE s.assistance = 'assisted'))::int,
+                   (count(*) FILTER (WHERE s.assistance <> 'assisted'))::int, 0
+            FROM session s WHERE {_TELECONSULTATION} AND {edge} GROUP BY 1"""
+    for edge in split.edges_on("e.requested_at"):
+        sql += f""" UNION ALL
+            SELECT e.site_id, 0, 0, count(*)::int FROM expertise e WHERE {edge} GROUP BY 1"""
+    return sql, split.params
+
+
+def _by_site(filters: Filters) -> bool:
+    """Whether the cells must be read per site (a site attribute filters); otherwise the
+    per-département rollups hold the same sums in far fewer rows."""
+    return bool(filters.site_category or filters.deployment_model)
+
+
 def _unbounded(filters: Filters) -> Filters:
     """The filters without their period (the cells carry it)."""
     return replace(filters, since=None, until=None)
@@ -265,7 +419,7 @@ class IndicatorQueries:
         return [dict(row) for row in result.mappings()]
 
     async def teleconsultations(self, filters: Filters) -> list[Row]:
-        cells, params = _teleconsultation_cells(filters)
+        cells, params = _teleconsultation_cells(filters, by_site=_by_site(filters))
         where = _activity_where(_unbounded(filters), "c", "month")
         return await self._rows(
             f"""SELECT c.mode, c.assistance, sum(c.sessions)::bigint AS teleconsultations
@@ -276,19 +430,22 @@ class IndicatorQueries:
         )
 
     async def teleconsultations_monthly(self, filters: Filters) -> list[Row]:
-        cells, params = _teleconsultation_cells(filters)
+        cells, params = _teleconsultation_cells(filters, by_site=_by_site(filters))
         where = _activity_where(_unbounded(filters), "c", "month")
         return await self._rows(
-            f"""SELECT to_char(nullif(c.month, '-infinity'::date), 'YYYY-MM') AS month,
-                       sum(c.sessions)::bigint AS teleconsultations
-                FROM ({cells}) c {_join_site(filters, "c")}
-                WHERE {where.sql}
-                GROUP BY 1 ORDER BY 1""",
+            # Grouped by the cell's month first: to_char once per month, not once per cell.
+            f"""SELECT to_char(nullif(m.month, '-infinity'::date), 'YYYY-MM') AS month,
+                       m.teleconsultations
+                FROM (SELECT c.month, sum(c.sessions)::bigint AS teleconsultations
+                      FROM ({cells}) c {_join_site(filters, "c")}
+                      WHERE {where.sql}
+                      GROUP BY c.month) m
+                ORDER BY 1""",
             {**params, **where.params},
         )
 
     async def teleexpertises(self, filters: Filters) -> list[Row]:
-        cells, params = _expertise_cells(filters)
+        cells, params = _expertise_cells(filters, by_site=_by_site(filters))
         where = _activity_where(_unbounded(filters), "c", "month")
         return await self._rows(
             f"""SELECT CASE WHEN c.outcome = '' THEN 'open' ELSE c.outcome END AS outcome,
@@ -352,6 +509,29 @@ class IndicatorQueries:
     async def site_activity(self, filters: Filters) -> list[Row]:
         """Per operational site: assisted/simple teleconsultations and tele-expertises."""
         sites = _site_where(filters)
+        if not filters.specialty:
+            # Every specialty: one row per site and cell (`site_activity_*`).
+            territory = filters.departement or filters.site_category or filters.deployment_model
+            cells, cell_params = _site_activity_cells(
+                filters,
+                f"r.site_id IN (SELECT st.site_id FROM site st WHERE {sites.sql})"
+                if territory
+                else "TRUE",
+            )
+            return await self._rows(
+                f"""WITH acts AS (
+                        SELECT a.site_id, sum(a.assisted) AS assisted, sum(a.simple) AS simple,
+                               sum(a.expertises) AS expertises
+                        FROM ({cells}) a GROUP BY a.site_id)
+                    SELECT st.site_id, st.name, st.departement, st.category,
+                           coalesce(acts.assisted, 0)::int AS assisted,
+                           coalesce(acts.simple, 0)::int AS simple,
+                           coalesce(acts.expertises, 0)::int AS expertises
+                    FROM site st LEFT JOIN acts ON acts.site_id = st.site_id
+                    WHERE {sites.sql}
+                    ORDER BY st.site_id""",
+                {**sites.params, **cell_params},
+            )
         sessions, session_params = _teleconsultation_cells(filters)
         expertises, expertise_params = _specialty_cells(filters, "expertise_requested")
         specialty = "AND a.specialty_code = :specialty" if filters.specialty else ""
@@ -409,14 +589,21 @@ class IndicatorQueries:
         (operational site, specialty), whether one cell of the period exists, stopping at the
         first: a few thousand index descents. Probing is chosen when the territory is the
         whole region; a département or site attribute leaves few sites, whose cells the fold
-        reads by site.
+        reads by site. Region-wide over a bounded period, probing reads `specialty_presence`
+        instead: one overlap test per (specialty, site) and (specialty, responder).
         """
         if probe is None:
             probe = not (filters.departement or filters.site_category or filters.deployment_model)
         if probe:
             return await self._specialties_by_probes(filters)
         sites = _site_where(filters)
-        cells, cell_params = _specialty_cells(filters, "teleconsultation", "expertise_answered")
+        # The territory's few sites: their cells by site (primary key), not the period's all.
+        cells, cell_params = _specialty_cells(
+            filters,
+            "teleconsultation",
+            "expertise_answered",
+            sites=f"r.site_id IN (SELECT st.site_id FROM site st WHERE {sites.sql})",
+        )
         specialty = "AND a.specialty_code = :specialty" if filters.specialty else ""
         params = {**sites.params, **cell_params}
         if filters.specialty:
@@ -469,6 +656,8 @@ class IndicatorQueries:
         responder_match = """r.specialty_code = p.specialty_code AND r.responder_id = p.responder_id
             AND r.site_id = ANY ((SELECT ids FROM operational)::varchar[])"""
         site_match = "r.site_id = o.site_id AND r.specialty_code = c.specialty_code"
+        if filters.since is not None and filters.until is not None:
+            return await self._specialties_by_presence(sites, params, specialty, edges)
         return await self._rows(
             # Every (specialty, responder) ever rolled up, by a loose index scan: the monthly
             # rollup holds every month, so it lists every pair any period can contain.
@@ -516,81 +705,68 @@ class IndicatorQueries:
             params,
         )
 
-    async def quality(self, filters: Filters) -> Row:
-        join = "JOIN site st ON st.site_id = {0}.site_id"
-        attrs = filters.site_category or filters.deployment_model
-        sessions = _activity_where(filters, "s", "started_at")
-        appointments = _activity_where(filters, "a", "start_at")
-        consultations = _activity_where(filters, "c", "requested_at")
-        expertises = _activity_where(filters, "e", "requested_at")
-        params = {
-            **{f"s_{k}": v for k, v in sessions.params.items()},
-            **{f"a_{k}": v for k, v in appointments.params.items()},
-            **{f"c_{k}": v for k, v in consultations.params.items()},
-            **{f"e_{k}": v for k, v in expertises.params.items()},
-        }
-
-        def scoped(where: _Where, prefix: str) -> str:
-            sql = where.sql
-            for key in sorted(where.params, key=len, reverse=True):
-                sql = sql.replace(f":{key}", f":{prefix}_{key}")
-            return sql
-
-        def site(alias: str) -> str:
-            return join.format(alias) if attrs else ""
-
-        rows = await self._rows(
-            f"""SELECT
-                (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c.time_to_accept_seconds)
-                 FROM consultation c {site("c")}
-                 WHERE c.accepted_at IS NOT NULL AND {scoped(consultations, "c")})
-                    AS time_to_accept_p50_seconds,
-                (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY c.time_to_accept_seconds)
-                 FROM consultation c {site("c")}
-                 WHERE c.accepted_at IS NOT NULL AND {scoped(consultations, "c")})
-                    AS time_to_accept_p90_seconds,
-                (SELECT count(*) FROM consultation c {site("c")}
-                 WHERE c.expired_at IS NOT NULL AND c.accepted_at IS NULL
-                       AND {scoped(consultations, "c")}) AS on_demand_expired,
-                (SELECT count(*) FROM appointment a {site("a")}
-                 WHERE a.booked_at IS NOT NULL AND {scoped(appointments, "a")})
-                    AS appointments_booked,
-                (SELECT count(*) FROM appointment a {site("a")}
-                 WHERE a.booked_at IS NOT NULL AND a.cancelled_at IS NOT NULL
-                       AND {scoped(appointments, "a")}) AS appointments_cancelled,
-                (SELECT count(*) FROM appointment a {site("a")}
-                 WHERE a.fulfilled_at IS NOT NULL AND {scoped(appointments, "a")})
-                    AS appointments_fulfilled,
-                (SELECT count(*) FROM appointment a {site("a")}
-                 WHERE a.no_show_at IS NOT NULL AND a.fulfilled_at IS NULL
-                       AND {scoped(appointments, "a")}) AS appointments_no_show,
-                (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s.live_seconds)
-                 FROM session s {site("s")}
-                 WHERE s.ended_at IS NOT NULL AND {scoped(sessions, "s")})
-                    AS session_duration_p50_seconds,
-                (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY s.live_seconds)
-                 FROM session s {site("s")}
-                 WHERE s.ended_at IS NOT NULL AND {scoped(sessions, "s")})
-                    AS session_duration_p90_seconds,
-                (SELECT count(*) FROM session s {site("s")}
-                 WHERE s.failed_at IS NOT NULL AND s.ended_at IS NULL
-                       AND {scoped(_activity_where(filters, "s", "failed_at"), "s")})
-                    AS failed_sessions,
-                (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY e.response_seconds)
-                 FROM expertise e {site("e")}
-                 WHERE e.answered_at IS NOT NULL AND {scoped(expertises, "e")})
-                    AS expertise_response_p50_seconds,
-                (SELECT count(*) FROM expertise e {site("e")}
-                 WHERE e.answered_at IS NOT NULL AND {scoped(expertises, "e")})
-                    AS expertises_answered,
-                (SELECT count(*) FROM expertise e {site("e")}
-                 WHERE e.answered_at IS NOT NULL
-                       AND e.response_seconds <= e.requested_delay_seconds
-                       AND {scoped(expertises, "e")}) AS expertises_answered_in_time
-            """,
+    async def _specialties_by_presence(
+        self, sites: _Where, params: dict[str, Any], specialty: str, edges: str
+    ) -> list[Row]:
+        """A bounded period, region-wide: the keys of `specialty_presence` whose days meet the
+        period's whole days (a responder's days only count operational sites), plus the
+        partial days' base rows."""
+        whole = "FALSE"
+        if "cells_first_day" in params and "cells_last_day" in params:
+            whole = "p.days && daterange(:cells_first_day, :cells_last_day)"
+        return await self._rows(
+            f"""WITH edges AS MATERIALIZED (
+                    SELECT e.* FROM ({edges}) AS e(site_id, source, specialty_code,
+                                                   responder_id, acts)
+                    WHERE e.specialty_code <> '' {specialty.format("e")}
+                          AND EXISTS (SELECT 1 FROM site st
+                                      WHERE st.site_id = e.site_id AND {sites.sql})),
+                present AS MATERIALIZED (
+                    SELECT p.kind, p.specialty_code, p.who FROM specialty_presence p
+                    WHERE {whole} AND p.specialty_code <> '' {specialty.format("p")}),
+                responders AS (
+                    SELECT p.specialty_code, p.who AS responder_id FROM present p
+                    WHERE p.kind = 'responder'
+                    UNION
+                    SELECT specialty_code, responder_id FROM edges WHERE responder_id <> ''),
+                calling AS (
+                    SELECT p.specialty_code, p.who AS site_id FROM present p
+                    WHERE p.kind = 'site' AND EXISTS (
+                        SELECT 1 FROM site st WHERE st.site_id = p.who AND {sites.sql})
+                    UNION
+                    SELECT specialty_code, site_id FROM edges)
+                SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
+                FROM (SELECT specialty_code, count(*) AS sites FROM calling GROUP BY 1) s
+                LEFT JOIN (SELECT specialty_code, count(*) AS responders FROM responders
+                           GROUP BY 1) r USING (specialty_code)
+                ORDER BY s.sites DESC, s.specialty_code""",
             params,
         )
-        return rows[0]
+
+    async def quality(self, filters: Filters) -> Row:
+        """Service-quality counts and percentiles, from the quality rollups: counts add up,
+        percentiles are read from the log-spaced histograms (within ±2.5 % of exact)."""
+        cells, params = _quality_cells(filters, by_site=_by_site(filters))
+        where = _activity_where(_unbounded(filters), "c", "month")
+        rows = await self._rows(
+            f"""SELECT c.measure, c.bucket, sum(c.n)::bigint AS n
+                FROM ({cells}) c {_join_site(filters, "c")}
+                WHERE {where.sql}
+                GROUP BY c.measure, c.bucket""",
+            {**params, **where.params},
+        )
+        counts: dict[str, int] = dict.fromkeys(QUALITY_COUNTS, 0)
+        histograms: dict[str, dict[int, int]] = {name: {} for name in QUALITY_HISTOGRAMS}
+        for row in rows:
+            if row["measure"] in histograms:
+                histograms[row["measure"]][row["bucket"]] = int(row["n"])
+            else:
+                counts[row["measure"]] = counts.get(row["measure"], 0) + int(row["n"])
+        found: Row = {}
+        for name, fractions in QUALITY_HISTOGRAMS.items():
+            for label, fraction in fractions:
+                found[f"{name}_{label}_seconds"] = histogram_percentile(histograms[name], fraction)
+        return {**found, **counts}
 
     async def call_quality(self, filters: Filters) -> list[Row]:
         where = _activity_where(

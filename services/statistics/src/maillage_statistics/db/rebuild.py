@@ -35,3 +35,13 @@ async def copy_claims(
         columns=["consumer", "event_id", "event_type"],
         records=[(consumer, event_id, kind) for event_id, kind in events],
     )
+
+
+async def defer_rollups(session: AsyncSession) -> None:
+    """This transaction's writes leave the rollups alone (`refresh_rollups` catches up)."""
+    await session.execute(text("SET LOCAL statistics.defer_rollups = 'on'"))
+
+
+async def refresh_rollups(session: AsyncSession) -> None:
+    """Recompute every rollup from the base rows, once (after deferred writes)."""
+    await session.execute(text("SELECT statistics_refresh_rollups()"))

@@ -8,6 +8,8 @@ row; the status is derived at query time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -22,7 +24,7 @@ from sqlalchemy import (
     Table,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import DATEMULTIRANGE, UUID
 
 from maillage_common.db import messaging_metadata, naming_metadata
 
@@ -279,6 +281,91 @@ expertise_month, expertise_day = (
     for grain in ("month", "day")
 )
 
+# Service quality (migration 0005): per cell, counts of each `measure` and log-spaced histogram
+# `bucket` (bucket b: [1.05^b, 1.05^(b+1)) seconds; counters use bucket 0).
+quality_month, quality_day = (
+    Table(
+        f"quality_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("site_id", String, primary_key=True),
+        Column("departement", String, primary_key=True),
+        Column("specialty_code", String, primary_key=True),
+        Column("measure", String, primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        Column("n", Integer, nullable=False),
+    )
+    for grain in ("month", "day")
+)
+
+# Per (site, Paris month / day): teleconsultations assisted / simple and tele-expertises
+# requested (migration 0005), from the fine rollups above.
+site_activity_month, site_activity_day = (
+    Table(
+        f"site_activity_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("site_id", String, primary_key=True),
+        Column("assisted", Integer, nullable=False),
+        Column("simple", Integer, nullable=False),
+        Column("expertises", Integer, nullable=False),
+    )
+    for grain in ("month", "day")
+)
+
+# Per (specialty, site) and (specialty, responder): the Paris days with a teleconsultation or an
+# answered tele-expertise (migration 0005), for the region-wide `specialties`.
+specialty_presence = Table(
+    "specialty_presence",
+    metadata,
+    Column("kind", String, primary_key=True),  # site | responder
+    Column("specialty_code", String, primary_key=True),
+    Column("who", String, primary_key=True),
+    Column("days", DATEMULTIRANGE, nullable=False),
+)
+
+
+def _per_departement(rollup: str, grain: str, *keys: Column[Any], value: str) -> Table:
+    """A rollup summed over the sites of each département (migration 0005): read when no site
+    attribute filters."""
+    return Table(
+        f"{rollup}_departement_{grain}",
+        metadata,
+        Column(grain, Date, primary_key=True),
+        Column("departement", String, primary_key=True),
+        Column("specialty_code", String, primary_key=True),
+        *keys,
+        Column(value, Integer, nullable=False),
+    )
+
+
+quality_departement_month, quality_departement_day = (
+    _per_departement(
+        "quality",
+        grain,
+        Column("measure", String, primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        value="n",
+    )
+    for grain in ("month", "day")
+)
+teleconsultation_departement_month, teleconsultation_departement_day = (
+    _per_departement(
+        "teleconsultation",
+        grain,
+        Column("mode", String, primary_key=True),
+        Column("assistance", String, primary_key=True),
+        value="sessions",
+    )
+    for grain in ("month", "day")
+)
+expertise_departement_month, expertise_departement_day = (
+    _per_departement(
+        "expertise", grain, Column("outcome", String, primary_key=True), value="expertises"
+    )
+    for grain in ("month", "day")
+)
+
 ROLLUPS = (
     teleconsultation_month,
     specialty_month,
@@ -286,6 +373,17 @@ ROLLUPS = (
     specialty_day,
     expertise_month,
     expertise_day,
+    quality_month,
+    quality_day,
+    specialty_presence,
+    site_activity_month,
+    site_activity_day,
+    quality_departement_month,
+    quality_departement_day,
+    teleconsultation_departement_month,
+    teleconsultation_departement_day,
+    expertise_departement_month,
+    expertise_departement_day,
 )
 
 MIGRATED_METADATA = [metadata, messaging_metadata]

@@ -1,22 +1,31 @@
 """`maillage bench booking`: the hot-slot race and confirmed bookings/s, beside raw asyncpg.
 
 Seeds a site and R responders with an all-day schedule straight into booking's read model,
-starts booking as a uvicorn subprocess, then:
-- hot-slot race: per round, C clients POST /appointments for the same slot at once; exactly
-  one 201 per round is required, and zero overlapping blocking rows (checked in SQL);
+starts booking as a uvicorn subprocess with W workers (one per core, as a deployment runs
+it: replicas or `uvicorn --workers`; the kernel spreads the keep-alive connections over
+them), then:
+- hot-slot race: per round, C clients POST /appointments for the same slot at once, their
+  connections spread over the workers, so the race is between processes; exactly one 201
+  per round is required, and zero overlapping blocking rows (checked in SQL);
 - throughput: N bookings of distinct slots from 32 clients through HTTP, beside the same
   transaction on a raw asyncpg pool with the same concurrency (the responder/schedule/site
   context read once per responder and remembered, then per booking one statement: check the
   context is current, take the queueing lock, insert the appointment — the exclusion
   constraint decides —, insert its outbox row); and the CPU time per booking of the service
-  process beside that of the raw client (the figure a shared machine distorts least), with
-  the service's CPU per `GET /healthz` as the floor its HTTP stack costs.
+  (summed over the uvicorn master and all its workers, from /proc) beside that of the raw
+  client (the figure a shared machine distorts least), with the service's CPU per
+  `GET /healthz` as the floor its HTTP stack costs, and the busiest worker's share of the
+  workers' CPU (an uneven spread of connections caps the rate below W cores); and the
+  embedded PostgreSQL's CPU per booking on both sides, whence the rate the machine's cores
+  could give if the service, the database and the load generator had them to themselves.
 
 The HTTP load generator is `http_client.KeepAliveClient` on uvloop (httpx cost more CPU per
 request than the service: it shares the cores, so it capped the service).
 
-Knobs: BENCH_BOOKING_RACE_CLIENTS (100), BENCH_BOOKING_RACE_ROUNDS (20; the issue's full run
-is 200), BENCH_BOOKING_BOOKINGS (1500), BENCH_BOOKING_CONCURRENCY (32).
+Knobs: BENCH_BOOKING_RACE_CLIENTS (100), BENCH_BOOKING_RACE_ROUNDS (200, the issue's),
+BENCH_BOOKING_BOOKINGS (1500), BENCH_BOOKING_CONCURRENCY (32), BENCH_BOOKING_WORKERS (1: in
+five back-to-back pairs on the 2-core machine, one worker won four; a second worker cost
+more CPU per booking, and the kernel gave it an uneven share of the connections).
 """
 
 from __future__ import annotations
@@ -59,9 +68,10 @@ def run() -> int:
     """Hot-slot race (exactly one winner) and bookings/s at 32 clients vs raw asyncpg."""
     knobs = {
         "race_clients": int(os.environ.get("BENCH_BOOKING_RACE_CLIENTS", "100")),
-        "race_rounds": int(os.environ.get("BENCH_BOOKING_RACE_ROUNDS", "20")),
+        "race_rounds": int(os.environ.get("BENCH_BOOKING_RACE_ROUNDS", "200")),
         "bookings": int(os.environ.get("BENCH_BOOKING_BOOKINGS", "1500")),
         "concurrency": int(os.environ.get("BENCH_BOOKING_CONCURRENCY", "32")),
+        "workers": int(os.environ.get("BENCH_BOOKING_WORKERS", "1")),
     }
     with (
         tempfile.TemporaryDirectory(prefix="maillage-bench-booking-") as root,
@@ -72,11 +82,20 @@ def run() -> int:
         asyncio.run(_seed(settings))
         # uvloop on the load generator's side too (the service runs on it under uvicorn):
         # the HTTP client and the raw baseline share this loop, so both sides get it.
+        service = _service(settings, knobs["workers"])
         with (
-            _service(settings) as base_url,
+            service as base_url,
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
-            results, ok = runner.run(_measure(settings, base_url, token, knobs))
+            assert service.pid is not None
+            postmaster = infra.postgres.pid if infra.postgres is not None else None
+            results, ok = runner.run(
+                _measure(settings, base_url, (service.pid, postmaster), token, knobs)
+            )
+    # The same line as BENCHMARKS.md's, with the load the figures were measured under.
+    parameters = ", ".join(f"{key}={value}" for key, value in results.parameters.items())
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"parameters: {parameters}; load average (1, 5, 15 min) after: {load}")
     print(results.table())
     print(f"written to {results.write()}")
     return 0 if ok else 1
@@ -156,8 +175,12 @@ def _slots(responders: range, first_day: int, days: int) -> Iterator[tuple[str, 
                 yield f"bench-pro-{index}", start
 
 
-def _service(settings: BookingSettings) -> ServiceProcess:
-    """Booking as a uvicorn subprocess (its own process, as in production)."""
+def _service(settings: BookingSettings, workers: int) -> ServiceProcess:
+    """Booking as a uvicorn subprocess with `workers` worker processes (as in production).
+
+    Each worker has its own pool of POOL_SIZE connections: the kernel need not spread the
+    clients' connections evenly, and a worker must not wait for connections the other has
+    idle (2 workers x 32 + the raw pool's 64 stay under the 200 PostgreSQL allows)."""
     return ServiceProcess(
         "maillage_booking",
         {
@@ -171,6 +194,7 @@ def _service(settings: BookingSettings) -> ServiceProcess:
             "AUTH_ISSUER": settings.auth_issuer,
             "LOG_LEVEL": "WARNING",
         },
+        workers=workers,
     )
 
 
@@ -334,7 +358,7 @@ async def _race_raw(
     return good, durations
 
 
-async def _floor_cpu_ms(client: KeepAliveClient, total: int, concurrency: int) -> float:
+async def _floor_cpu_ms(client: KeepAliveClient, pid: int, total: int, concurrency: int) -> float:
     """Service CPU per `GET /healthz` at the same concurrency: what uvicorn, the chassis's
     middlewares and FastAPI's routing cost before any booking work (no token, no body, no
     database) — the floor under the service CPU per booking."""
@@ -344,18 +368,48 @@ async def _floor_cpu_ms(client: KeepAliveClient, total: int, concurrency: int) -
         for _ in remaining:
             await client.get("/healthz")
 
-    before = await _process_cpu_seconds(client)
+    before = _service_cpu(pid)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return 1000 * (await _process_cpu_seconds(client) - before) / total
+    return 1000 * _total(_since(before, _service_cpu(pid))) / total
 
 
-async def _process_cpu_seconds(client: KeepAliveClient) -> float:
-    """The service process's CPU time so far, from its Prometheus process collector."""
-    metrics = (await client.get("/metrics")).text
-    for line in metrics.splitlines():
-        if line.startswith("process_cpu_seconds_total "):
-            return float(line.split()[1])
-    return float("nan")
+def _service_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of the service process `pid` and of each process
+    below it (Linux /proc), by process id: with uvicorn workers, the master and its workers
+    (each worker's `/metrics` would tell only its own CPU, and a request reaches one of
+    them). The multiprocessing resource tracker, if any, is counted too: it is the
+    service's, and idle."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[current] = (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return seconds
+
+
+def _since(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
+    return {pid: spent - before.get(pid, 0.0) for pid, spent in after.items()}
+
+
+def _total(spent: dict[int, float]) -> float:
+    return sum(spent.values())
+
+
+def _worker_shares(spent: dict[int, float], master: int, workers: int) -> list[float]:
+    """The share of the workers' CPU each of the `workers` busiest processes below the
+    master took, busiest first (the resource tracker, idle, falls outside the top W)."""
+    below = sorted((v for pid, v in spent.items() if pid != master), reverse=True)[:workers]
+    if workers == 1 or not below:
+        return [1.0]
+    total = sum(below)
+    return [v / total for v in below] if total > 0 else [0.0] * len(below)
 
 
 async def _overlaps(pool: asyncpg.Pool) -> int:
@@ -368,12 +422,24 @@ async def _overlaps(pool: asyncpg.Pool) -> int:
     )
 
 
+def _postgres_cpu(postmaster: int | None) -> float:
+    """CPU seconds so far of the embedded PostgreSQL (postmaster and backends); NaN when the
+    database is an external one."""
+    return float("nan") if postmaster is None else _total(_service_cpu(postmaster))
+
+
 async def _measure(
-    settings: BookingSettings, base_url: str, token: str, knobs: dict[str, int]
+    settings: BookingSettings,
+    base_url: str,
+    pids: tuple[int, int | None],
+    token: str,
+    knobs: dict[str, int],
 ) -> tuple[Results, bool]:
     results = Results("booking", parameters=dict(knobs))
     clients, rounds = knobs["race_clients"], knobs["race_rounds"]
     total, concurrency = knobs["bookings"], knobs["concurrency"]
+    workers = knobs["workers"]
+    pid, postmaster = pids
     half = RESPONDERS // 2
     http_slots = _slots(range(half), 1, 28)
     raw_slots = _slots(range(half, RESPONDERS), 1, 28)
@@ -389,20 +455,27 @@ async def _measure(
             await _throughput_http(client, http_slots, 200, concurrency)  # warm up
             await _throughput_raw(pool, raw_slots, 200, concurrency)
             print(f"  hot-slot race: {rounds} rounds x {clients} clients…", flush=True)
+            race_cpu = _service_cpu(pid)
             good, durations = await _race_http(client, http_slots, clients, rounds)
+            race_shares = _worker_shares(_since(race_cpu, _service_cpu(pid)), pid, workers)
             raw_good, raw_durations = await _race_raw(pool, raw_slots, clients, rounds)
             print(f"  throughput: {total} bookings, {concurrency} clients…", flush=True)
-            service_cpu = await _process_cpu_seconds(client)
+            cpu_before = _service_cpu(pid)
+            pg_cpu = _postgres_cpu(postmaster)
             client_cpu = time.process_time()
             rate, latencies, failures = await _throughput_http(
                 client, http_slots, total, concurrency
             )
             client_cpu = time.process_time() - client_cpu
-            service_cpu = await _process_cpu_seconds(client) - service_cpu
-            raw_cpu = time.process_time()
+            pg_cpu = _postgres_cpu(postmaster) - pg_cpu
+            spent = _since(cpu_before, _service_cpu(pid))
+            service_cpu = _total(spent)
+            shares = _worker_shares(spent, pid, workers)
+            raw_cpu, raw_pg_cpu = time.process_time(), _postgres_cpu(postmaster)
             raw_rate, raw_latencies = await _throughput_raw(pool, raw_slots, total, concurrency)
             raw_cpu = time.process_time() - raw_cpu
-            floor_ms = await _floor_cpu_ms(client, total, concurrency)
+            raw_pg_cpu = _postgres_cpu(postmaster) - raw_pg_cpu
+            floor_ms = await _floor_cpu_ms(client, pid, total, concurrency)
         overlaps = await _overlaps(pool)
     finally:
         await pool.close()
@@ -417,6 +490,17 @@ async def _measure(
         )
     )
     results.add(Figure("overlapping blocking rows (SQL)", overlaps, "rows", "expected", 0, "= 0"))
+    # The race is between processes only if its requests reached every worker.
+    results.add(
+        Figure(
+            f"race: least busy of {workers} worker(s), share of the workers' CPU",
+            100 * race_shares[-1],
+            "%",
+            "even spread",
+            100 / workers,
+            "> 0 (every worker took part)",
+        )
+    )
     results.add(
         Figure("race round p50", _p(durations, 0.5), "ms", "raw asyncpg", _p(raw_durations, 0.5))
     )
@@ -445,7 +529,7 @@ async def _measure(
     # the other processes sharing the cores).
     results.add(
         Figure(
-            "service CPU per booking (HTTP)",
+            f"service CPU per booking (HTTP, {workers} worker(s) + master)",
             1000 * service_cpu / total,
             "ms",
             "raw asyncpg client CPU",
@@ -469,6 +553,37 @@ async def _measure(
             "ms",
             "raw asyncpg client CPU",
             1000 * raw_cpu / total,
+        )
+    )
+    results.add(
+        Figure(
+            f"throughput: busiest of {workers} worker(s), share of the workers' CPU",
+            100 * shares[0],
+            "%",
+            "even spread",
+            100 / workers,
+        )
+    )
+    # PostgreSQL runs on the same cores: service + database + load generator CPU per booking
+    # is what a booking costs the machine, and the cores divided by it the rate this machine
+    # could reach with nothing else running (the raw figure: client + database only).
+    results.add(
+        Figure(
+            "PostgreSQL CPU per booking (HTTP; incl. the relay's outbox work)",
+            1000 * pg_cpu / total,
+            "ms",
+            "PostgreSQL CPU per raw booking",
+            1000 * raw_pg_cpu / total,
+        )
+    )
+    cores = os.cpu_count() or 1
+    results.add(
+        Figure(
+            f"CPU-bound ceiling on {cores} cores (cores / all CPU per booking)",
+            cores * total / (service_cpu + pg_cpu + client_cpu),
+            "/s",
+            "raw asyncpg same formula",
+            cores * total / (raw_cpu + raw_pg_cpu),
         )
     )
     results.add(Figure("failed bookings (non-201)", failures, "", "expected", 0, "= 0"))
