@@ -3,6 +3,8 @@ model, the outbox row comes with the appointment only, and remembered tokens exp
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
@@ -161,3 +163,36 @@ async def test_a_deadlocked_one_statement_booking_is_retried() -> None:
 
     assert await retry_on_conflict(once) == "booked"
     assert attempts == 2
+
+
+@pytest.mark.integration
+async def test_a_leased_connection_goes_back_to_the_pool_even_once_invalidated(
+    world: World,
+) -> None:
+    """The statements check connections out of the pool itself: each is returned (or, once
+    invalidated, replaced) exactly once, and runs in autocommit (no transaction left open)."""
+    engine = world.app.state.runtime.engine
+    pool = engine.sync_engine.pool
+    statements = direct.Statements(engine, max_event_bytes=1_000_000)
+    before = pool.checkedout()
+    sent: list[str] = []
+    async with statements.connect() as connection:
+        assert pool.checkedout() == before + 1
+        driver = (await connection.get_raw_connection()).driver_connection
+        driver.add_query_logger(lambda record: sent.append(record.query))
+        row = await direct._fetchrow(connection, "SELECT 1 AS one")
+        assert row["one"] == 1
+        assert not driver.is_in_transaction()  # each statement its own
+    assert pool.checkedout() == before
+    await asyncio.sleep(0)  # the driver calls its query loggers soon, not at once
+    assert sent == ["SELECT 1 AS one"]  # nothing more on checkout or checkin (no ROLLBACK)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SQLAlchemy warns of a double checkin
+        async with statements.connect() as connection:
+            await connection.invalidate(RuntimeError("gone"))
+            with pytest.raises(RuntimeError):
+                await connection.get_raw_connection()
+    assert pool.checkedout() == before
+    async with statements.connect() as connection:
+        row = await direct._fetchrow(connection, "SELECT 1 AS one")
+        assert row["one"] == 1

@@ -23,11 +23,14 @@ import enum
 import json
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from maillage_common.db.unit_of_work import OutboxRow
 
@@ -39,7 +42,7 @@ class Statements:
     def __init__(
         self, engine: AsyncEngine, *, max_event_bytes: int, max_remembered: int = 10_000
     ) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pool = engine.sync_engine.pool
         self.max_event_bytes = max_event_bytes
         self._max_remembered = max_remembered
         self._remembered: dict[Hashable, Any] = {}
@@ -57,9 +60,57 @@ class Statements:
     def forget(self, key: Hashable) -> None:
         self._remembered.pop(key, None)
 
-    def connect(self) -> AsyncConnection:
+    def connect(self) -> _Leased:
         """`async with statements.connect() as connection:` (returned to the pool on exit)."""
-        return self._engine.connect()
+        return _Leased(self._pool)
+
+
+class StatementConnection(Protocol):
+    """What the statements need of a connection (`AsyncConnection` has it too)."""
+
+    async def get_raw_connection(self) -> Any: ...
+
+    async def invalidate(self, exception: BaseException | None = None) -> None: ...
+
+
+class _Leased:
+    """A connection checked out of the pool itself, not through a SQLAlchemy `Connection`:
+    the statements run on its driver connection, never on SQLAlchemy's adapter, so no
+    transaction is ever begun on it (each statement is its own, as in autocommit) and the
+    engine-level connection (events, execution options, isolation level set and reset)
+    would only cost CPU on every booking. Pool events and checkin (reset) still apply."""
+
+    __slots__ = ("_pool", "_pooled")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._pooled: PoolProxiedConnection | None = None
+
+    async def __aenter__(self) -> _Leased:
+        self._pooled = await greenlet_spawn(self._pool.connect)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            await greenlet_spawn(pooled.close)
+
+    async def get_raw_connection(self) -> PoolProxiedConnection:
+        if self._pooled is None:
+            raise RuntimeError("use the connection inside `async with`")
+        return self._pooled
+
+    async def invalidate(self, exception: BaseException | None = None) -> None:
+        """Never handed out again: closed, and replaced by the pool (invalidating returns
+        it to the pool: it is not closed a second time on exit)."""
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            await greenlet_spawn(pooled.invalidate, exception)
 
 
 # The row versions (`xmin`: the transaction that wrote the row version read) let a later
@@ -94,7 +145,7 @@ class BookingContext:
 
 
 async def booking_context(
-    connection: AsyncConnection, responder_id: str, site_id: str
+    connection: StatementConnection, responder_id: str, site_id: str
 ) -> BookingContext:
     """Responder, schedule and site of a booking without a cabin, in one round trip (the
     read model is read as of this statement, as the transactional path reads it)."""
@@ -176,7 +227,10 @@ class Written(enum.Enum):
 
 
 async def book_with_event(
-    connection: AsyncConnection, values: dict[str, Any], event: OutboxRow, context: BookingContext
+    connection: StatementConnection,
+    values: dict[str, Any],
+    event: OutboxRow,
+    context: BookingContext,
 ) -> Written:
     """Insert the appointment (no cabin) and its outbox row in one statement, queued behind
     other bookers of the responder, provided `context` (from `booking_context`) is still
@@ -211,7 +265,7 @@ async def book_with_event(
 _UNAVAILABLE_CLASSES = ("08", "57", "53")
 
 
-async def _fetchrow(connection: AsyncConnection, sql: str, *args: Any) -> Any:
+async def _fetchrow(connection: StatementConnection, sql: str, *args: Any) -> Any:
     """One statement on the driver connection under `connection` (SQLAlchemy's pool keeps
     owning it): SQLAlchemy's execution layer costs more CPU than the statement's round
     trip. Errors come out as SQLAlchemy's, so retries (`retry_on_conflict`, by SQLSTATE) and
