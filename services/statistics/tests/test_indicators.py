@@ -6,17 +6,29 @@ Events are applied in-process through the consumer's own handler (`project_event
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
+from maillage_statistics.db.indicators import IndicatorQueries, Row
 from maillage_statistics.db.rebuild import truncate_projections
+from maillage_statistics.domain.rules import Filters, UsageRule, UsageStatus
+from maillage_statistics.use_cases.indicators import (
+    SUMMARY_CONNECTIONS,
+    IndicatorParameters,
+    _read_concurrently,
+    compute_indicator,
+)
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_statistics"
@@ -121,3 +133,96 @@ async def test_access_detailed_for_coordinators_open_data_public_and_suppressed(
         assert values[("2026-01", "teleconsultations")] == ""
         assert values[("", "operational_sites")] == ""
         assert all(set(r) == {"departement", "month", "indicator", "value"} for r in table)
+
+
+async def test_summary_lanes_share_one_read_only_snapshot_on_several_connections(
+    service_app: ServiceApp,
+) -> None:
+    written = asyncio.Event()
+
+    async def probe(q: IndicatorQueries, _f: Filters, _p: IndicatorParameters) -> list[Row]:
+        if not written.is_set():
+            # The first section (on the exporting connection, whose snapshot is taken):
+            # a transaction commits, which a snapshot taken from now on would see.
+            async with runtime.unit_of_work() as writer:
+                await writer.session.execute(text("SELECT txid_current()"))
+                await writer.commit()
+            written.set()
+        # Each section holds its connection a moment, so every lane takes one.
+        return await q._rows(
+            """SELECT pg_backend_pid() AS pid, pg_current_snapshot()::text AS snapshot,
+                      current_setting('transaction_isolation') AS isolation,
+                      current_setting('transaction_read_only') AS read_only
+               FROM pg_sleep(0.2)""",
+            {},
+        )
+
+    async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
+        runtime: Runtime = app.state.runtime
+        async with runtime.unit_of_work() as uow:
+            found = await _read_concurrently(
+                uow.session,
+                {f"section-{n}": probe for n in range(SUMMARY_CONNECTIONS * 2)},
+                Filters(),
+                IndicatorParameters(),
+            )
+    rows = [row for section in found.values() for row in section]
+    assert len(found) == SUMMARY_CONNECTIONS * 2
+    assert len({row["pid"] for row in rows}) == SUMMARY_CONNECTIONS
+    assert {row["snapshot"] for row in rows} == {rows[0]["snapshot"]}
+    assert {(row["isolation"], row["read_only"]) for row in rows} == {("repeatable read", "on")}
+
+
+async def test_usage_status_counts_the_statuses_of_site_usage(
+    service_app: ServiceApp, history: Callable[[], Any], checks: Any
+) -> None:
+    scenario = history()
+    async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
+        runtime: Runtime = app.state.runtime
+        await checks.apply_in_process(runtime, scenario.events)
+        for filters, rule in [
+            (Filters(), UsageRule()),
+            (Filters(until=datetime(2026, 4, 1, tzinfo=UTC)), UsageRule()),
+            (
+                Filters(departement=scenario.departement, until=datetime(2026, 3, 1, tzinfo=UTC)),
+                UsageRule(2, 1),
+            ),
+            (Filters(until=datetime(2026, 3, 1, tzinfo=UTC)), UsageRule(1, 2)),
+            (Filters(until=datetime(2026, 5, 1, tzinfo=UTC)), UsageRule(2, 6)),
+            (Filters(site_category="ehpad"), UsageRule(1, 12)),
+        ]:
+            parameters = IndicatorParameters(
+                usage_rule=rule, now=lambda: datetime(2026, 7, 15, tzinfo=UTC)
+            )
+            per_site = await compute_indicator(
+                runtime.unit_of_work(), "site-usage", filters, parameters
+            )
+            counted = await compute_indicator(
+                runtime.unit_of_work(), "usage-status", filters, parameters
+            )
+            expected = Counter(row["status"] for row in per_site)
+            assert {row["status"]: row["sites"] for row in counted} == {
+                status.value: expected.get(status.value, 0) for status in UsageStatus
+            }
+
+
+async def test_a_summary_reads_alone_when_the_pool_has_no_spare_connection(
+    service_app: ServiceApp,
+) -> None:
+    async def probe(q: IndicatorQueries, _f: Filters, _p: IndicatorParameters) -> list[Row]:
+        return await q._rows("SELECT pg_backend_pid() AS pid FROM pg_sleep(0.05)", {})
+
+    async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
+        runtime: Runtime = app.state.runtime
+        pool = runtime.engine.sync_engine.pool
+        held = [await runtime.engine.connect() for _ in range(pool.size() - pool.checkedout())]
+        try:
+            async with runtime.unit_of_work() as uow:
+                sections = {f"s{n}": probe for n in range(4)}
+                found = await _read_concurrently(
+                    uow.session, sections, Filters(), IndicatorParameters()
+                )
+        finally:
+            for connection in held:
+                await connection.close()
+    assert len({row["pid"] for rows in found.values() for row in rows}) == 1

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_statistics.db.indicators import TIME_ZONE, IndicatorQueries, Row
@@ -119,7 +124,14 @@ async def _site_usage(q: IndicatorQueries, f: Filters, p: IndicatorParameters) -
 
 
 async def _usage(q: IndicatorQueries, f: Filters, p: IndicatorParameters) -> list[Row]:
-    counts = Counter(row["status"] for row in await _site_usage(q, f, p))
+    # The sites of `_site_usage`, counted by status: the rule is applied once per distinct
+    # monthly profile (a few hundred at most) instead of once per site.
+    reference = (f.until - timedelta(microseconds=1)) if f.until else p.now()
+    months = p.usage_rule.window(reference.astimezone(PARIS).date())
+    window = (_paris_midnight(months[0]), _paris_midnight(_next_month(months[-1])))
+    counts: Counter[str] = Counter()
+    for row in await q.usage_profiles(f, window, months):
+        counts[p.usage_rule.status(row["monthly_sessions"]).value] += row["sites"]
     typed = {status.value: counts.get(status.value, 0) for status in UsageStatus}
     share = shares(typed)
     return [{"status": k, "sites": v, "share": share[k]} for k, v in typed.items()]
@@ -194,47 +206,100 @@ async def compute_indicator(
         return await compute(IndicatorQueries(uow.session), filters, parameters)
 
 
+SUMMARY_CONNECTIONS = 3
+"""Connections one observatory summary reads on at once (its sections are independent)."""
+
+
 async def observatory_summary(
     uow: UnitOfWork, filters: Filters, parameters: IndicatorParameters
 ) -> dict[str, Any]:
     """The regional bilan's layout (sites deployed, act types, départements, activity,
-    specialties, typology, usage, monthly average) for any period and territory."""
+    specialties, typology, usage, monthly average) for any period and territory.
+
+    The sections are independent reads: they run on `SUMMARY_CONNECTIONS` pooled connections
+    at once, so PostgreSQL works on several cores. All of them see one snapshot (the unit of
+    work's REPEATABLE READ transaction exports it, the others import it), so the sections
+    agree with each other as if read one after another in a single transaction.
+    """
+    sections: dict[str, Compute] = {
+        # Heaviest first: the lanes take the next section as they come free.
+        "specialties": _specialties,
+        "teleconsultations-monthly": _monthly,
+        "site-act-types": _act_types,
+        "teleconsultations": _teleconsultations,
+        "usage-status": _usage,
+        "teleexpertises": _teleexpertises,
+        "telemonitoring": _telemonitoring,
+        "sites-by-departement": _by_departement,
+        "site-typology": _typology,
+        "territory": _territory,
+    }
     async with uow:
-        q = IndicatorQueries(uow.session)
-        by_departement = await _by_departement(q, filters, parameters)
-        acts = await _act_types(q, filters, parameters)
-        tc = await _teleconsultations(q, filters, parameters)
-        monthly = await _monthly(q, filters, parameters)
-        specialties = await _specialties(q, filters, parameters)
-        sites = sum(row["sites"] for row in by_departement)
-        total = sum(row["teleconsultations"] for row in tc)
-        return {
-            "period": {"since": filters.since, "until": filters.until},
-            "territory": {
-                "departement": filters.departement,
-                "site_category": filters.site_category,
-                "deployment_model": filters.deployment_model,
-                "specialty": filters.specialty,
-            },
-            "sites_deployed": sites,
-            "site_act_types": acts,
-            "sites_by_departement": by_departement,
-            "teleconsultations": {
-                "total": total,
-                "by_mode_and_assistance": tc,
-                "per_month": monthly,
-                "monthly_average": monthly_average(total, _months(filters, monthly)),
-            },
-            "specialties": specialties,
-            "general_medicine_site_share": _general_medicine_share(
-                specialties, sites, parameters.general_medicine_specialty
-            ),
-            "site_typology": await _typology(q, filters, parameters),
-            "territory_coverage": (await _territory(q, filters, parameters))[0],
-            "usage_status": await _usage(q, filters, parameters),
-            "teleexpertises": await _teleexpertises(q, filters, parameters),
-            "telemonitoring": await _telemonitoring(q, filters, parameters),
-        }
+        results = await _read_concurrently(uow.session, sections, filters, parameters)
+    by_departement = results["sites-by-departement"]
+    tc, monthly = results["teleconsultations"], results["teleconsultations-monthly"]
+    specialties = results["specialties"]
+    sites = sum(row["sites"] for row in by_departement)
+    total = sum(row["teleconsultations"] for row in tc)
+    return {
+        "period": {"since": filters.since, "until": filters.until},
+        "territory": {
+            "departement": filters.departement,
+            "site_category": filters.site_category,
+            "deployment_model": filters.deployment_model,
+            "specialty": filters.specialty,
+        },
+        "sites_deployed": sites,
+        "site_act_types": results["site-act-types"],
+        "sites_by_departement": by_departement,
+        "teleconsultations": {
+            "total": total,
+            "by_mode_and_assistance": tc,
+            "per_month": monthly,
+            "monthly_average": monthly_average(total, _months(filters, monthly)),
+        },
+        "specialties": specialties,
+        "general_medicine_site_share": _general_medicine_share(
+            specialties, sites, parameters.general_medicine_specialty
+        ),
+        "site_typology": results["site-typology"],
+        "territory_coverage": results["territory"][0],
+        "usage_status": results["usage-status"],
+        "teleexpertises": results["teleexpertises"],
+        "telemonitoring": results["telemonitoring"],
+    }
+
+
+async def _read_concurrently(
+    session: AsyncSession,
+    sections: dict[str, Compute],
+    filters: Filters,
+    parameters: IndicatorParameters,
+) -> dict[str, list[Row]]:
+    """Every section's rows, read by a few lanes sharing the snapshot of `session`."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
+    pending = list(sections.items())
+    results: dict[str, list[Row]] = {}
+
+    async def lane(queries: IndicatorQueries) -> None:
+        while pending:
+            name, compute = pending.pop(0)
+            results[name] = await compute(queries, filters, parameters)
+
+    async def joined_lane() -> None:
+        async with AsyncSession(session.bind) as other, other.begin():
+            await other.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            await other.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            await lane(IndicatorQueries(other))
+
+    # A task group: if one lane fails, the others are cancelled before the snapshot's
+    # transaction ends (no read outlives the request).
+    async with asyncio.TaskGroup() as lanes:
+        lanes.create_task(lane(IndicatorQueries(session)))
+        for _ in range(min(SUMMARY_CONNECTIONS - 1, len(sections) - 1, _spare(session))):
+            lanes.create_task(joined_lane())
+    return results
 
 
 async def open_data(
@@ -280,6 +345,15 @@ def _with_departement(filters: Filters, departement: str) -> Filters:
         deployment_model=filters.deployment_model,
         specialty=filters.specialty,
     )
+
+
+def _spare(session: AsyncSession) -> int:
+    """Connections the pool can lend without overflowing: under many summaries at once, each
+    reads on its own connection alone rather than queue for more (no pool exhaustion)."""
+    engine = session.bind  # a session bound to one connection cannot lend another
+    if isinstance(engine, AsyncEngine) and isinstance(engine.sync_engine.pool, QueuePool):
+        return max(engine.sync_engine.pool.size() - engine.sync_engine.pool.checkedout(), 0)
+    return 0
 
 
 def _months(filters: Filters, monthly: list[Row]) -> int:
