@@ -66,6 +66,14 @@ def test_spring_forward_gap_window_starts_when_the_clock_exists_again() -> None:
     assert all(s.end - s.start == timedelta(minutes=30) for s in slots)
 
 
+def test_a_window_opening_inside_the_gap_opens_when_the_clock_exists_again() -> None:
+    # 02:30 does not exist on 2026-03-29: the window opens at 03:00, not 03:30.
+    rules = schedule(WeeklyWindow(SUNDAY, time(2, 30), time(4)))
+    day = paris(2026, 3, 29, 0)
+    slots = candidate_slots(rules, TELECONSULTATION, day, day + timedelta(days=1), LONG_AGO)
+    assert [s.start for s in slots] == [paris(2026, 3, 29, 3), paris(2026, 3, 29, 3, 30)]
+
+
 def test_fall_back_repeated_hour_is_covered_twice_with_real_half_hours() -> None:
     # 2026-10-25: 03:00 -> 02:00 in Paris. A 02:00-03:00 window covers both 02:xx hours.
     rules = schedule(WeeklyWindow(SUNDAY, time(2), time(3)))

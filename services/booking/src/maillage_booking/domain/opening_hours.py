@@ -26,7 +26,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maillage_booking.domain.errors import DomainError
-from maillage_booking.domain.schedule import Period, is_ambiguous, is_nonexistent
+from maillage_booking.domain.schedule import (
+    Period,
+    is_ambiguous,
+    is_nonexistent,
+    when_the_clock_exists_again,
+)
 
 DEFAULT_ZONE = "Europe/Paris"
 DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -139,11 +144,7 @@ def _instant(day: date, minutes: int, zone: ZoneInfo, *, closing: bool) -> datet
         day, minutes = day + timedelta(days=1), 0
     local = datetime.combine(day, time(minutes // 60, minutes % 60))
     if is_nonexistent(local, zone):
-        # In the spring-forward gap: the first wall time that exists after it (hours are
-        # whole minutes, and so are the zone's transitions).
-        while is_nonexistent(local, zone):
-            local += timedelta(minutes=1)
-        return local.replace(tzinfo=zone).astimezone(UTC)
+        return when_the_clock_exists_again(local, zone)
     fold = 1 if closing and is_ambiguous(local, zone) else 0
     return local.replace(tzinfo=zone, fold=fold).astimezone(UTC)
 

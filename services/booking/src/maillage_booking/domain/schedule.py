@@ -108,14 +108,23 @@ def resolve_local(
     return local.replace(tzinfo=zone, fold=1 if end and is_ambiguous(local, zone) else 0)
 
 
+def when_the_clock_exists_again(local: datetime, zone: ZoneInfo) -> datetime:
+    """The instant a wall time in the spring-forward gap stands for: the first wall time that
+    exists after it (03:00 for 02:30 in Paris). fold=0 would shift it by the gap (03:30)."""
+    # Zone transitions fall on whole minutes.
+    existing = local.replace(second=0, microsecond=0)
+    while is_nonexistent(existing, zone):
+        existing += timedelta(minutes=1)
+    return existing.replace(tzinfo=zone).astimezone(UTC)
+
+
 @functools.lru_cache(maxsize=8192)
 def _window_bound(day: date, at: time, zone: ZoneInfo, *, end: bool) -> datetime:
     # Cached: pure, and the same few windows of the same days recur in every booking and
     # search, while resolving DST costs several zone conversions each time.
     local = datetime.combine(day, at)
     if is_nonexistent(local, zone):
-        # fold=0 of a gap time maps past the gap: the first wall time that exists after it.
-        return local.replace(tzinfo=zone).astimezone(UTC)
+        return when_the_clock_exists_again(local, zone)
     fold = 1 if end and is_ambiguous(local, zone) else 0
     return local.replace(tzinfo=zone, fold=fold).astimezone(UTC)
 
