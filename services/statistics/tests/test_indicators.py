@@ -20,15 +20,15 @@ from sqlalchemy import text
 
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
-from maillage_statistics.db.indicators import IndicatorQueries, Row
+from maillage_statistics.db.indicators import (
+    SNAPSHOT_CONNECTIONS,
+    IndicatorQueries,
+    Row,
+    read_in_one_snapshot,
+)
 from maillage_statistics.db.rebuild import truncate_projections
 from maillage_statistics.domain.rules import Filters, UsageRule, UsageStatus
-from maillage_statistics.use_cases.indicators import (
-    SUMMARY_CONNECTIONS,
-    IndicatorParameters,
-    _read_concurrently,
-    compute_indicator,
-)
+from maillage_statistics.use_cases.indicators import IndicatorParameters, compute_indicator
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_statistics"
@@ -140,7 +140,7 @@ async def test_summary_lanes_share_one_read_only_snapshot_on_several_connections
 ) -> None:
     written = asyncio.Event()
 
-    async def probe(q: IndicatorQueries, _f: Filters, _p: IndicatorParameters) -> list[Row]:
+    async def probe(q: IndicatorQueries) -> list[Row]:
         if not written.is_set():
             # The first section (on the exporting connection, whose snapshot is taken):
             # a transaction commits, which a snapshot taken from now on would see.
@@ -160,15 +160,12 @@ async def test_summary_lanes_share_one_read_only_snapshot_on_several_connections
     async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
         runtime: Runtime = app.state.runtime
         async with runtime.unit_of_work() as uow:
-            found = await _read_concurrently(
-                uow.session,
-                {f"section-{n}": probe for n in range(SUMMARY_CONNECTIONS * 2)},
-                Filters(),
-                IndicatorParameters(),
+            found = await read_in_one_snapshot(
+                uow.session, {f"section-{n}": probe for n in range(SNAPSHOT_CONNECTIONS * 2)}
             )
     rows = [row for section in found.values() for row in section]
-    assert len(found) == SUMMARY_CONNECTIONS * 2
-    assert len({row["pid"] for row in rows}) == SUMMARY_CONNECTIONS
+    assert len(found) == SNAPSHOT_CONNECTIONS * 2
+    assert len({row["pid"] for row in rows}) == SNAPSHOT_CONNECTIONS
     assert {row["snapshot"] for row in rows} == {rows[0]["snapshot"]}
     assert {(row["isolation"], row["read_only"]) for row in rows} == {("repeatable read", "on")}
 
@@ -209,7 +206,7 @@ async def test_usage_status_counts_the_statuses_of_site_usage(
 async def test_a_summary_reads_alone_when_the_pool_has_no_spare_connection(
     service_app: ServiceApp,
 ) -> None:
-    async def probe(q: IndicatorQueries, _f: Filters, _p: IndicatorParameters) -> list[Row]:
+    async def probe(q: IndicatorQueries) -> list[Row]:
         return await q._rows("SELECT pg_backend_pid() AS pid FROM pg_sleep(0.05)", {})
 
     async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
@@ -219,9 +216,7 @@ async def test_a_summary_reads_alone_when_the_pool_has_no_spare_connection(
         try:
             async with runtime.unit_of_work() as uow:
                 sections = {f"s{n}": probe for n in range(4)}
-                found = await _read_concurrently(
-                    uow.session, sections, Filters(), IndicatorParameters()
-                )
+                found = await read_in_one_snapshot(uow.session, sections)
         finally:
             for connection in held:
                 await connection.close()

@@ -8,13 +8,16 @@ Months are calendar months in Europe/Paris.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from maillage_statistics.domain.rules import (
     HISTOGRAM_RATIO,
@@ -408,6 +411,16 @@ def _unbounded(filters: Filters) -> Filters:
     return replace(filters, since=None, until=None)
 
 
+# The end of both specialties plans: their `calling` (specialty, site) and `responders`
+# (specialty, responder) pairs, counted per specialty.
+_SITES_AND_RESPONDERS_PER_SPECIALTY = """
+    SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
+    FROM (SELECT specialty_code, count(*) AS sites FROM calling GROUP BY 1) s
+    LEFT JOIN (SELECT specialty_code, count(*) AS responders FROM responders
+               GROUP BY 1) r USING (specialty_code)
+    ORDER BY s.sites DESC, s.specialty_code"""
+
+
 class IndicatorQueries:
     """Every indicator's SQL; each method returns plain rows (JSON and CSV ready)."""
 
@@ -729,11 +742,7 @@ class IndicatorQueries:
                     {probe(site_match)}
                     UNION
                     SELECT specialty_code, site_id FROM edges)
-                SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
-                FROM (SELECT specialty_code, count(*) AS sites FROM calling GROUP BY 1) s
-                LEFT JOIN (SELECT specialty_code, count(*) AS responders FROM responders
-                           GROUP BY 1) r USING (specialty_code)
-                ORDER BY s.sites DESC, s.specialty_code""",
+                {_SITES_AND_RESPONDERS_PER_SPECIALTY}""",
             params,
         )
 
@@ -767,11 +776,7 @@ class IndicatorQueries:
                         SELECT 1 FROM site st WHERE st.site_id = p.who AND {sites.sql})
                     UNION
                     SELECT specialty_code, site_id FROM edges)
-                SELECT s.specialty_code, s.sites, coalesce(r.responders, 0) AS responders
-                FROM (SELECT specialty_code, count(*) AS sites FROM calling GROUP BY 1) s
-                LEFT JOIN (SELECT specialty_code, count(*) AS responders FROM responders
-                           GROUP BY 1) r USING (specialty_code)
-                ORDER BY s.sites DESC, s.specialty_code""",
+                {_SITES_AND_RESPONDERS_PER_SPECIALTY}""",
             params,
         )
 
@@ -901,3 +906,50 @@ async def headline_fleet(session: AsyncSession, online_since: datetime) -> list[
         {"since": online_since},
     )
     return [dict(row) for row in result.mappings()]
+
+
+SNAPSHOT_CONNECTIONS = 3
+"""Connections one `read_in_one_snapshot` reads on at once."""
+
+
+async def read_in_one_snapshot(
+    session: AsyncSession,
+    reads: Mapping[str, Callable[[IndicatorQueries], Awaitable[list[Row]]]],
+    *,
+    connections: int = SNAPSHOT_CONNECTIONS,
+) -> dict[str, list[Row]]:
+    """Every read's rows, in the order given, by a few lanes sharing the snapshot of `session`
+    (its REPEATABLE READ READ ONLY transaction exports the snapshot, the others import it),
+    so independent reads use several cores and still agree with each other."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
+    pending = list(reads.items())
+    results: dict[str, list[Row]] = {}
+
+    async def lane(queries: IndicatorQueries) -> None:
+        while pending:
+            name, read = pending.pop(0)
+            results[name] = await read(queries)
+
+    async def joined_lane() -> None:
+        async with AsyncSession(session.bind) as other, other.begin():
+            await other.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            await other.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            await lane(IndicatorQueries(other))
+
+    # A task group: if one lane fails, the others are cancelled before the snapshot's
+    # transaction ends (no read outlives the request).
+    async with asyncio.TaskGroup() as lanes:
+        lanes.create_task(lane(IndicatorQueries(session)))
+        for _ in range(min(connections - 1, len(reads) - 1, _spare(session))):
+            lanes.create_task(joined_lane())
+    return results
+
+
+def _spare(session: AsyncSession) -> int:
+    """Connections the pool can lend without overflowing: under many summaries at once, each
+    reads on its own connection alone rather than queue for more (no pool exhaustion)."""
+    engine = session.bind  # a session bound to one connection cannot lend another
+    if isinstance(engine, AsyncEngine) and isinstance(engine.sync_engine.pool, QueuePool):
+        return max(engine.sync_engine.pool.size() - engine.sync_engine.pool.checkedout(), 0)
+    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -10,12 +9,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.pool import QueuePool
-
 from maillage_common.db.unit_of_work import UnitOfWork
-from maillage_statistics.db.indicators import TIME_ZONE, IndicatorQueries, Row
+from maillage_statistics.db.indicators import (
+    TIME_ZONE,
+    IndicatorQueries,
+    Row,
+    read_in_one_snapshot,
+)
 from maillage_statistics.domain.rules import (
     Filters,
     SiteActType,
@@ -206,20 +206,15 @@ async def compute_indicator(
         return await compute(IndicatorQueries(uow.session), filters, parameters)
 
 
-SUMMARY_CONNECTIONS = 3
-"""Connections one observatory summary reads on at once (its sections are independent)."""
-
-
 async def observatory_summary(
     uow: UnitOfWork, filters: Filters, parameters: IndicatorParameters
 ) -> dict[str, Any]:
     """The regional bilan's layout (sites deployed, act types, départements, activity,
     specialties, typology, usage, monthly average) for any period and territory.
 
-    The sections are independent reads: they run on `SUMMARY_CONNECTIONS` pooled connections
-    at once, so PostgreSQL works on several cores. All of them see one snapshot (the unit of
-    work's REPEATABLE READ transaction exports it, the others import it), so the sections
-    agree with each other as if read one after another in a single transaction.
+    The sections are independent reads: `read_in_one_snapshot` runs them on a few pooled
+    connections at once, so PostgreSQL works on several cores, and they still agree with each
+    other as if read one after another in a single transaction.
     """
     sections: dict[str, Compute] = {
         # Heaviest first: the lanes take the next section as they come free.
@@ -235,7 +230,10 @@ async def observatory_summary(
         "territory": _territory,
     }
     async with uow:
-        results = await _read_concurrently(uow.session, sections, filters, parameters)
+        results = await read_in_one_snapshot(
+            uow.session,
+            {name: _bound(compute, filters, parameters) for name, compute in sections.items()},
+        )
     by_departement = results["sites-by-departement"]
     tc, monthly = results["teleconsultations"], results["teleconsultations-monthly"]
     specialties = results["specialties"]
@@ -268,38 +266,6 @@ async def observatory_summary(
         "teleexpertises": results["teleexpertises"],
         "telemonitoring": results["telemonitoring"],
     }
-
-
-async def _read_concurrently(
-    session: AsyncSession,
-    sections: dict[str, Compute],
-    filters: Filters,
-    parameters: IndicatorParameters,
-) -> dict[str, list[Row]]:
-    """Every section's rows, read by a few lanes sharing the snapshot of `session`."""
-    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-    snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-    pending = list(sections.items())
-    results: dict[str, list[Row]] = {}
-
-    async def lane(queries: IndicatorQueries) -> None:
-        while pending:
-            name, compute = pending.pop(0)
-            results[name] = await compute(queries, filters, parameters)
-
-    async def joined_lane() -> None:
-        async with AsyncSession(session.bind) as other, other.begin():
-            await other.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            await other.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            await lane(IndicatorQueries(other))
-
-    # A task group: if one lane fails, the others are cancelled before the snapshot's
-    # transaction ends (no read outlives the request).
-    async with asyncio.TaskGroup() as lanes:
-        lanes.create_task(lane(IndicatorQueries(session)))
-        for _ in range(min(SUMMARY_CONNECTIONS - 1, len(sections) - 1, _spare(session))):
-            lanes.create_task(joined_lane())
-    return results
 
 
 async def open_data(
@@ -347,13 +313,13 @@ def _with_departement(filters: Filters, departement: str) -> Filters:
     )
 
 
-def _spare(session: AsyncSession) -> int:
-    """Connections the pool can lend without overflowing: under many summaries at once, each
-    reads on its own connection alone rather than queue for more (no pool exhaustion)."""
-    engine = session.bind  # a session bound to one connection cannot lend another
-    if isinstance(engine, AsyncEngine) and isinstance(engine.sync_engine.pool, QueuePool):
-        return max(engine.sync_engine.pool.size() - engine.sync_engine.pool.checkedout(), 0)
-    return 0
+def _bound(
+    compute: Compute, filters: Filters, parameters: IndicatorParameters
+) -> Callable[[IndicatorQueries], Awaitable[list[Row]]]:
+    async def read(queries: IndicatorQueries) -> list[Row]:
+        return await compute(queries, filters, parameters)
+
+    return read
 
 
 def _months(filters: Filters, monthly: list[Row]) -> int:
