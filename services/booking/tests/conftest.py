@@ -160,6 +160,15 @@ class World:
 
     all_day = WEEKDAYS_ALL_DAY
 
+    async def set_schedule(self, **changes: Any) -> None:
+        """The responder's own schedule: every weekday all day, with `changes` on top."""
+        answer = await self.client.put(
+            f"/responders/{self.responder_id}/schedule",
+            json={**self.all_day, **changes},
+            headers=self.responder(),
+        )
+        assert answer.status_code == 200, answer.text
+
     async def publish(self, *messages: tuple[Message, str]) -> None:
         await publish(self.bootstrap, *messages)
 

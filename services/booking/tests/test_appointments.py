@@ -24,15 +24,6 @@ def tomorrow_at(hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
 
 
-async def with_schedule(world: World, **changes: Any) -> None:
-    answer = await world.client.put(
-        f"/responders/{world.responder_id}/schedule",
-        json={**world.all_day, **changes},
-        headers=world.responder(),
-    )
-    assert answer.status_code == 200, answer.text
-
-
 def slot(world: World, start: datetime, **extra: Any) -> dict[str, Any]:
     return {"responder_id": world.responder_id, "start": start.isoformat(), **extra}
 
@@ -52,7 +43,7 @@ async def test_directory_snapshots_apply_only_when_newer(world: World) -> None:
 
 
 async def test_hold_then_confirm_then_cancel_records_events_in_the_outbox(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     held = await world.client.post(
         "/appointments",
         json=slot(
@@ -89,7 +80,7 @@ async def test_hold_then_confirm_then_cancel_records_events_in_the_outbox(world:
 
 async def test_an_expired_hold_does_not_block_and_cannot_be_confirmed(fast_world: World) -> None:
     world = fast_world
-    await with_schedule(world)
+    await world.set_schedule()
     held = await world.client.post(
         "/appointments", json=slot(world, tomorrow_at(11), hold=True), headers=world.nurse()
     )
@@ -110,7 +101,7 @@ async def test_an_expired_hold_does_not_block_and_cannot_be_confirmed(fast_world
 
 
 async def test_idempotency_key_returns_the_first_result(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     headers = {**world.nurse(), "Idempotency-Key": str(uuid.uuid4())}
     first = await world.client.post(
         "/appointments", json=slot(world, tomorrow_at(12)), headers=headers
@@ -127,7 +118,7 @@ async def test_idempotency_key_returns_the_first_result(world: World) -> None:
 
 
 async def test_reschedule_is_atomic(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     nurse = world.nurse()
     first = (
         await world.client.post("/appointments", json=slot(world, tomorrow_at(14)), headers=nurse)
@@ -176,7 +167,7 @@ async def test_bad_input_is_a_4xx_naming_the_field(
         "__tomorrow_1015": tomorrow_at(10, 15).isoformat(),
         "__tomorrow_1000": tomorrow_at(10).isoformat(),
     }
-    await with_schedule(world)
+    await world.set_schedule()
     body = slot(world, tomorrow_at(10))
     body.update({k: values.get(v, v) for k, v in change.items()})
     answer = await world.client.post("/appointments", json=body, headers=world.nurse())
@@ -205,7 +196,7 @@ async def test_a_nonexistent_dst_time_in_an_exception_is_rejected(world: World) 
 
 
 async def test_free_slot_search_lists_earliest_first_without_taken_slots(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     await world.client.post(
         "/appointments", json=slot(world, tomorrow_at(9)), headers=world.nurse()
     )
@@ -225,7 +216,7 @@ async def test_free_slot_search_lists_earliest_first_without_taken_slots(world: 
 
 
 async def test_hundred_concurrent_bookings_of_one_slot_yield_exactly_one(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     nurse = world.nurse()
     answers = await asyncio.gather(
         *(
@@ -252,7 +243,7 @@ async def test_session_events_record_fulfilled_and_noshow(world: World) -> None:
     from maillage.common.v1 import types_pb2 as types
     from maillage.session_signalling.v1 import events_pb2 as sessions
 
-    await with_schedule(world)
+    await world.set_schedule()
     nurse = world.nurse()
     one = (
         await world.client.post("/appointments", json=slot(world, tomorrow_at(18)), headers=nurse)
@@ -289,7 +280,7 @@ async def test_session_events_record_fulfilled_and_noshow(world: World) -> None:
 async def test_a_released_slot_is_offered_to_the_waitlist_as_a_hold(
     world: World, release: str
 ) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     nurse = world.nurse()
     taken = (
         await world.client.post("/appointments", json=slot(world, tomorrow_at(13)), headers=nurse)
@@ -320,7 +311,7 @@ async def test_a_released_slot_is_offered_to_the_waitlist_as_a_hold(
 
 
 async def test_site_scope_and_unknown_site(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     mine = (
         await world.client.post(
             "/appointments", json=slot(world, tomorrow_at(8)), headers=world.nurse()

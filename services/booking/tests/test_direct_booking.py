@@ -29,15 +29,6 @@ def tomorrow_at(hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
 
 
-async def schedule(world: World, **changes: Any) -> None:
-    answer = await world.client.put(
-        f"/responders/{world.responder_id}/schedule",
-        json={**world.all_day, **changes},
-        headers=world.responder(),
-    )
-    assert answer.status_code == 200, answer.text
-
-
 async def book(world: World, start: datetime) -> Any:
     return await world.client.post(
         "/appointments",
@@ -48,23 +39,23 @@ async def book(world: World, start: datetime) -> Any:
 
 @pytest.mark.integration
 async def test_a_changed_schedule_is_seen_by_the_next_booking(world: World) -> None:
-    await schedule(world)
+    await world.set_schedule()
     assert (await book(world, tomorrow_at(10))).status_code == 201  # context remembered
     afternoons = [{"weekday": d, "start": "14:00", "end": "18:00"} for d in range(7)]
-    await schedule(world, weekly=afternoons, slot_minutes={"teleconsultation": 15})
+    await world.set_schedule(weekly=afternoons, slot_minutes={"teleconsultation": 15})
     refused = await book(world, tomorrow_at(11))
     assert refused.status_code == 422, refused.text
     shorter = await book(world, tomorrow_at(15))
     assert shorter.status_code == 201, shorter.text
     assert datetime.fromisoformat(shorter.json()["end"]) == tomorrow_at(15, 15)
     # Widened again: what the remembered (afternoon) rules would refuse is booked.
-    await schedule(world)
+    await world.set_schedule()
     assert (await book(world, tomorrow_at(9))).status_code == 201
 
 
 @pytest.mark.integration
 async def test_a_deactivated_responder_is_refused_at_once(world: World) -> None:
-    await schedule(world)
+    await world.set_schedule()
     assert (await book(world, tomorrow_at(10))).status_code == 201  # context remembered
     retired = world.professional(world.responder_id, world.rpps, version=5, active=False)
     await world.publish((retired, world.responder_id))
@@ -83,7 +74,7 @@ async def test_a_deactivated_responder_is_refused_at_once(world: World) -> None:
 
 @pytest.mark.integration
 async def test_the_outbox_row_comes_with_the_appointment_only(world: World) -> None:
-    await schedule(world)
+    await world.set_schedule()
     first = await book(world, tomorrow_at(12))
     taken = await book(world, tomorrow_at(12))
     assert (first.status_code, taken.status_code) == (201, 409)

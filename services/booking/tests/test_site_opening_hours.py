@@ -43,15 +43,6 @@ async def publish_hours(world: World, version: int, hours: directory.OpeningHour
     await world.eventually(applied)
 
 
-async def with_schedule(world: World) -> None:
-    answer = await world.client.put(
-        f"/responders/{world.responder_id}/schedule",
-        json=world.all_day,
-        headers=world.responder(),
-    )
-    assert answer.status_code == 200, answer.text
-
-
 def cabin_slot(world: World, start: datetime, **extra: Any) -> dict[str, Any]:
     return {
         "responder_id": world.responder_id,
@@ -87,7 +78,7 @@ async def test_a_cabin_is_booked_only_while_its_site_is_open(world: World) -> No
             exceptions=[directory.OpeningException(date=closed_day, reason="fermeture")],
         ),
     )
-    await with_schedule(world)
+    await world.set_schedule()
     nurse = world.nurse()
 
     inside = await world.client.post(
@@ -140,7 +131,7 @@ async def test_a_cabin_is_booked_only_while_its_site_is_open(world: World) -> No
 
 
 async def test_unknown_hours_do_not_refuse(world: World) -> None:
-    await with_schedule(world)
+    await world.set_schedule()
     # The world's site comes from a snapshot without hours: unknown.
     hours = "SELECT opening_hours FROM sites WHERE id = :i"
     assert await world.scalar(hours, i=world.site_id) is None
