@@ -16,6 +16,7 @@ from sqlalchemy import text
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import ServiceApp
 from maillage_statistics.db.indicators import (
+    PARIS,
     IndicatorQueries,
     _expertise_cells,
     _quality_cells,
@@ -297,9 +298,12 @@ def test_a_period_splits_into_whole_months_whole_days_and_partial_days() -> None
     assert split.params["cells_last_month"] == date(2026, 4, 1)
     # 1 Jan 01:00 -> 2 Jan from the base rows; 2-31 Jan from the days; Feb-Mar from the months;
     # 1 Apr 00:00 -> 02:00 Paris from the base rows.
-    assert split.days == [("cells_first_day", "cells_first_month")]
+    assert split.days == [(1, "cells_first_day", "cells_first_month")]
     assert split.params["cells_first_day"] == date(2026, 1, 2)
-    assert split.edges == [("cells_since", "cells_first_at"), ("cells_last_at", "cells_until")]
+    assert split.edges == [
+        (1, "cells_since", "cells_first_at"),
+        (1, "cells_last_at", "cells_until"),
+    ]
 
     aligned = _split(
         Filters(
@@ -313,8 +317,11 @@ def test_a_period_splits_into_whole_months_whole_days_and_partial_days() -> None
         Filters(since=datetime(2026, 1, 5, tzinfo=UTC), until=datetime(2026, 1, 20, tzinfo=UTC))
     )
     assert within.months == "FALSE"
-    assert within.days == [("cells_first_day", "cells_last_day")]
-    assert within.edges == [("cells_since", "cells_first_at"), ("cells_last_at", "cells_until")]
+    assert within.days == [(1, "cells_first_day", "cells_last_day")]
+    assert within.edges == [
+        (1, "cells_since", "cells_first_at"),
+        (1, "cells_last_at", "cells_until"),
+    ]
 
     same_day = _split(
         Filters(
@@ -322,9 +329,59 @@ def test_a_period_splits_into_whole_months_whole_days_and_partial_days() -> None
         )
     )
     assert (same_day.months, same_day.days) == ("FALSE", [])
-    assert same_day.edges == [("cells_since", "cells_until")]
+    assert same_day.edges == [(1, "cells_since", "cells_until")]
     assert _split(Filters()).months == "TRUE"
     assert (_split(Filters()).days, _split(Filters()).edges) == ([], [])
+
+
+def test_a_signed_split_reads_each_end_from_the_nearest_midnight_and_month() -> None:
+    # 1 Jan 01:00 Paris -> 1 Apr 02:00 Paris: January whole minus 1 Jan 00:00-01:00 (base
+    # rows), Jan-Mar from the months, plus 1 Apr 00:00-02:00 (base rows). No daily rows.
+    split = _split(
+        Filters(since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 4, 1, tzinfo=UTC)),
+        signed=True,
+    )
+    assert split.params["cells_first_month"] == date(2026, 1, 1)
+    assert split.params["cells_last_month"] == date(2026, 4, 1)
+    assert split.days == []
+    assert split.edges == [
+        (-1, "cells_first_at", "cells_since"),
+        (1, "cells_last_at", "cells_until"),
+    ]
+    assert split.params["cells_first_at"] == datetime(2026, 1, 1, tzinfo=PARIS)
+
+    # 3 Feb 00:00 -> 27 Mar 00:00 Paris: February minus its first two days, March minus its
+    # last five (26-31 March: Paris midnight of the 27th is 23:00 UTC on the 26th).
+    late = _split(
+        Filters(
+            since=datetime(2026, 2, 2, 23, tzinfo=UTC), until=datetime(2026, 3, 26, 23, tzinfo=UTC)
+        ),
+        signed=True,
+    )
+    assert (late.params["cells_first_month"], late.params["cells_last_month"]) == (
+        date(2026, 2, 1),
+        date(2026, 4, 1),
+    )
+    assert late.days == [
+        (-1, "cells_first_month", "cells_first_day"),
+        (-1, "cells_last_day", "cells_last_month"),
+    ]
+    assert late.edges == []
+
+    # Ten days in mid-month: the daily rows, not a month minus twenty days.
+    mid = _split(
+        Filters(
+            since=datetime(2026, 2, 9, 23, tzinfo=UTC), until=datetime(2026, 2, 19, 23, tzinfo=UTC)
+        ),
+        signed=True,
+    )
+    assert (mid.months, mid.days) == ("FALSE", [(1, "cells_first_day", "cells_last_day")])
+
+    # An hour: the base rows, not a day minus twenty-three hours.
+    hour = Filters(
+        since=datetime(2026, 2, 9, 11, tzinfo=UTC), until=datetime(2026, 2, 9, 12, tzinfo=UTC)
+    )
+    assert _split(hour, signed=True).edges == [(1, "cells_since", "cells_until")]
 
 
 def _at(day: int, month: int, hour: int = 0, minute: int = 0, year: int = 2026) -> datetime:
@@ -341,6 +398,10 @@ PERIODS = [
     (_at(28, 3, 23), _at(30, 3, 1)),  # across the change to summer time
     (None, _at(14, 2, 11)),
     (_at(14, 2, 11), None),
+    # Read by sums as rollups minus what overshoots: 5 Jan 00:00-11:30 Paris (a session at
+    # 11:00), 1-4 Jan, and 20-31 Mar (a no-show on the 20th) are subtracted.
+    (_at(5, 1, 10, 30), _at(19, 3, 23)),
+    (_at(6, 2, 23), _at(26, 2, 11)),
 ]
 
 _BASE_TELECONSULTATIONS = f"""
@@ -515,7 +576,8 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
                 activity = await uow.session.execute(
                     text(f"""SELECT site_id, sum(assisted), sum(simple), sum(expertises)
                              FROM ({cells}) c WHERE site_id IN ({scenario_sites})
-                             GROUP BY 1"""),
+                             GROUP BY 1 HAVING sum(assisted) <> 0 OR sum(simple) <> 0
+                                               OR sum(expertises) <> 0"""),
                     {**params, **departement},
                 )
                 activity_base = await uow.session.execute(

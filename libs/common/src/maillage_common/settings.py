@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
         default=10.0, description="How long a request may wait for a pooled connection"
     )
     database_statement_timeout_seconds: float = 10.0
+    database_session_settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="PostgreSQL settings for every pooled connection (e.g. plan_cache_mode)",
+    )
 
     kafka_bootstrap_servers: str = Field(validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"))
     kafka_enable_idempotence: bool = Field(

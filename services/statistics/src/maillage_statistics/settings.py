@@ -13,6 +13,13 @@ class StatisticsSettings(ServiceSettings):
     model_config = service_config("STATISTICS_")
 
     service_name: str = Field(default="statistics", validation_alias=AliasChoices("SERVICE_NAME"))
+    database_session_settings: dict[str, str] = Field(
+        # Every indicator's plan depends on its period and filters (which rollups a period
+        # reads, how selective a département is): a plan cached for one period is wrong for
+        # the next. Generic plans made the département summary 3.6x slower on PostgreSQL 15.
+        default_factory=lambda: {"plan_cache_mode": "force_custom_plan"},
+        description="PostgreSQL settings for every pooled connection",
+    )
     usage_regular_sessions_per_month: int = Field(
         default=4, ge=1, description="k: sessions a site needs in each month to be in regular use"
     )

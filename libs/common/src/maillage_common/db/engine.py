@@ -36,6 +36,7 @@ def create_engine(settings: ServiceSettings, *, pool_size: int | None = None) ->
             "timeout": settings.database_connect_timeout_seconds,
             "command_timeout": settings.database_statement_timeout_seconds,
             "server_settings": {
+                **settings.database_session_settings,
                 "search_path": f"{settings.owned_schema},public",
                 "application_name": settings.service_name,
             },

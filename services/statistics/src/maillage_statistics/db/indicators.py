@@ -90,60 +90,92 @@ PARIS = ZoneInfo(TIME_ZONE)
 
 @dataclass
 class _Split:
-    """A period cut into whole Paris months (monthly rollups), whole Paris days of its partial
-    first/last month (daily rollups) and partial first/last days (base rows)."""
+    """A period as pieces that add up to it: whole Paris months (monthly rollups), ranges of
+    whole Paris days (daily rollups) and ranges of instants (base rows). A piece of sign -1
+    is subtracted: it overshoots the period."""
 
     months: str
-    days: list[tuple[str, str]]
-    edges: list[tuple[str, str]]
+    days: list[tuple[int, str, str]]
+    edges: list[tuple[int, str, str]]
     params: dict[str, Any]
 
-    def days_on(self, column: str) -> list[str]:
-        return [f"{column} >= :{lo} AND {column} < :{hi}" for lo, hi in self.days]
+    def days_on(self, column: str) -> list[tuple[int, str]]:
+        return [(sign, f"{column} >= :{lo} AND {column} < :{hi}") for sign, lo, hi in self.days]
 
-    def edges_on(self, instant: str) -> list[str]:
+    def edges_on(self, instant: str) -> list[tuple[int, str]]:
         # One range per query branch: an OR of ranges defeats the index-only scans.
-        return [f"{instant} >= :{lo} AND {instant} < :{hi}" for lo, hi in self.edges]
+        return [(sign, f"{instant} >= :{lo} AND {instant} < :{hi}") for sign, lo, hi in self.edges]
 
 
-def _paris_day(instant: datetime, *, ceiling: bool) -> date:
-    """The Paris day containing `instant` (the next one if `ceiling` and not its midnight)."""
-    day = instant.astimezone(PARIS).date()
-    if ceiling and _midnight(day) != instant:
-        day += timedelta(days=1)
-    return day
-
-
-def _month_of(day: date, *, ceiling: bool) -> date:
-    """The month starting on or before `day` (on or after it if `ceiling`)."""
-    start = day.replace(day=1)
-    if ceiling and start != day:
-        start = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return start
+def _signed(sign: int, amount: str) -> str:
+    return amount if sign > 0 else f"-({amount})"
 
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=PARIS)
 
 
-def _split(filters: Filters) -> _Split:
+def _next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _day_anchor(instant: datetime, *, lower: bool, nearest: bool) -> date:
+    """The Paris midnight a period's end is read from: the nearer one if `nearest` (the hours
+    between are base rows, added or subtracted), else the one inside the period."""
+    floor = instant.astimezone(PARIS).date()
+    if _midnight(floor) == instant:
+        return floor
+    ceiling = floor + timedelta(days=1)
+    if nearest:
+        return floor if instant - _midnight(floor) <= _midnight(ceiling) - instant else ceiling
+    return ceiling if lower else floor
+
+
+def _month_anchor(day: date, *, lower: bool, nearest: bool) -> date:
+    """The month start a period's end is read from: the nearer one if `nearest` (the days
+    between are daily rows, added or subtracted), else the one inside the period."""
+    floor = day.replace(day=1)
+    if floor == day:
+        return floor
+    ceiling = _next_month(floor)
+    if nearest:
+        return floor if (day - floor).days <= (ceiling - day).days else ceiling
+    return ceiling if lower else floor
+
+
+def _split(filters: Filters, *, signed: bool = False) -> _Split:
+    """The period's pieces. Unsigned, every piece lies inside the period: for reads that ask
+    whether something happened. Signed, for sums: each end is read from its nearest midnight
+    and month start, subtracting what overshoots, so a period starting at 02:00 on the 1st
+    reads its first month from one monthly row minus two hours of base rows, instead of
+    thirty daily rows plus twenty-two hours of base rows."""
     since, until = filters.since, filters.until
     if since is None and until is None:
         return _Split("TRUE", [], [], {})
     params: dict[str, Any] = {
         key: value for key, value in (("cells_since", since), ("cells_until", until)) if value
     }
-    first_day = _paris_day(since, ceiling=True) if since else None
-    last_day = _paris_day(until, ceiling=False) if until else None
-    if first_day is not None and last_day is not None and first_day >= last_day:
-        # No whole Paris day inside: under two days of base rows.
-        return _Split("FALSE", [], [("cells_since", "cells_until")], params)
-    # Rows without an instant (month '-infinity') are in no bounded period, as in the base.
-    months = ["r.month > '-infinity'::date"]
-    days: list[tuple[str, str]] = []
-    edges: list[tuple[str, str]] = []
-    first_month = _month_of(first_day, ceiling=True) if first_day else None
-    last_month = _month_of(last_day, ceiling=False) if last_day else None
+    first_day = _day_anchor(since, lower=True, nearest=signed) if since else None
+    last_day = _day_anchor(until, lower=False, nearest=signed) if until else None
+    if since is not None and until is not None and first_day is not None and last_day is not None:
+        overshoot = abs(since - _midnight(first_day)) + abs(until - _midnight(last_day))
+        if first_day >= last_day or (signed and overshoot >= until - since):
+            # No whole Paris day inside (or the base rows are cheaper read directly).
+            return _Split("FALSE", [], [(1, "cells_since", "cells_until")], params)
+    edges: list[tuple[int, str, str]] = []
+    if since is not None and first_day is not None and _midnight(first_day) != since:
+        params["cells_first_at"] = _midnight(first_day)
+        inside = _midnight(first_day) > since
+        edges.append((1, "cells_since", "cells_first_at") if inside
+                     else (-1, "cells_first_at", "cells_since"))  # fmt: skip
+    if until is not None and last_day is not None and _midnight(last_day) != until:
+        params["cells_last_at"] = _midnight(last_day)
+        inside = _midnight(last_day) < until
+        edges.append((1, "cells_last_at", "cells_until") if inside
+                     else (-1, "cells_until", "cells_last_at"))  # fmt: skip
+
+    first_month = _month_anchor(first_day, lower=True, nearest=signed) if first_day else None
+    last_month = _month_anchor(last_day, lower=False, nearest=signed) if last_day else None
     params.update(
         {
             key: value
@@ -156,24 +188,26 @@ def _split(filters: Filters) -> _Split:
             if value
         }
     )
-    if first_month is not None and last_month is not None and first_month >= last_month:
-        months = ["FALSE"]
-        days.append(("cells_first_day", "cells_last_day"))
-    else:
-        if first_day is not None and first_month is not None:
-            months.append("r.month >= :cells_first_month")
-            if first_day < first_month:
-                days.append(("cells_first_day", "cells_first_month"))
-        if last_day is not None and last_month is not None:
-            months.append("r.month < :cells_last_month")
-            if last_month < last_day:
-                days.append(("cells_last_month", "cells_last_day"))
-    if since is not None and first_day is not None and _midnight(first_day) != since:
-        params["cells_first_at"] = _midnight(first_day)
-        edges.append(("cells_since", "cells_first_at"))
-    if until is not None and last_day is not None and _midnight(last_day) != until:
-        params["cells_last_at"] = _midnight(last_day)
-        edges.append(("cells_last_at", "cells_until"))
+    if first_day is not None and last_day is not None and first_month and last_month:
+        overshoot_days = abs((first_day - first_month).days) + abs((last_day - last_month).days)
+        if first_month >= last_month or (signed and overshoot_days >= (last_day - first_day).days):
+            # No whole month inside (or the daily rows are cheaper read directly).
+            return _Split("FALSE", [(1, "cells_first_day", "cells_last_day")], edges, params)
+    # Rows without an instant (month '-infinity') are in no bounded period, as in the base.
+    months = ["r.month > '-infinity'::date"]
+    days: list[tuple[int, str, str]] = []
+    if first_day is not None and first_month is not None:
+        months.append("r.month >= :cells_first_month")
+        if first_day < first_month:
+            days.append((1, "cells_first_day", "cells_first_month"))
+        elif first_month < first_day:
+            days.append((-1, "cells_first_month", "cells_first_day"))
+    if last_day is not None and last_month is not None:
+        months.append("r.month < :cells_last_month")
+        if last_month < last_day:
+            days.append((1, "cells_last_month", "cells_last_day"))
+        elif last_day < last_month:
+            days.append((-1, "cells_last_day", "cells_last_month"))
     return _Split(" AND ".join(months), days, edges, params)
 
 
@@ -181,24 +215,24 @@ def _teleconsultation_cells(
     filters: Filters, *, by_site: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """Rows (month, site_id, departement, specialty_code, mode, assistance, sessions); without
-    `by_site`, the month and day cells are the département's (site_id '')."""
-    split = _split(filters)
+    `by_site`, the month and day cells are the département's (site_id ''). Signed: sum them."""
+    split = _split(filters, signed=True)
     site, table = ("r.site_id", "teleconsultation")
     if not by_site:
         site, table = ("''::varchar", "teleconsultation_departement")
     sql = f"""SELECT r.month, {site}, r.departement, r.specialty_code, r.mode, r.assistance,
                      r.sessions
               FROM {table}_month r WHERE {split.months}"""
-    for days in split.days_on("r.day"):
+    for sign, days in split.days_on("r.day"):
         sql += f""" UNION ALL
             SELECT date_trunc('month', r.day::timestamp)::date, {site}, r.departement,
-                   r.specialty_code, r.mode, r.assistance, r.sessions
+                   r.specialty_code, r.mode, r.assistance, {_signed(sign, "r.sessions")}
             FROM {table}_day r WHERE {days}"""
-    for edge in split.edges_on("s.started_at"):
+    for sign, edge in split.edges_on("s.started_at"):
         sql += f""" UNION ALL
             SELECT date_trunc('month', s.started_at AT TIME ZONE '{TIME_ZONE}')::date,
                    s.site_id, s.departement, s.specialty_code, s.mode, s.assistance,
-                   count(*)::int
+                   {_signed(sign, "count(*)::int")}
             FROM session s WHERE {_TELECONSULTATION} AND {edge}
             GROUP BY 1, 2, 3, 4, 5, 6"""
     return sql, split.params
@@ -206,18 +240,21 @@ def _teleconsultation_cells(
 
 def _expertise_cells(filters: Filters, *, by_site: bool = True) -> tuple[str, dict[str, Any]]:
     """Rows (site_id, departement, specialty_code, outcome, expertises) by request instant;
-    without `by_site`, the month and day cells are the département's (site_id '')."""
-    split = _split(filters)
-    columns = "r.site_id, r.departement, r.specialty_code, r.outcome, r.expertises"
+    without `by_site`, the month and day cells are the département's (site_id ''). Signed: sum
+    them."""
+    split = _split(filters, signed=True)
+    columns = "r.site_id, r.departement, r.specialty_code, r.outcome"
     table = "expertise"
     if not by_site:
         columns, table = columns.replace("r.site_id", "''::varchar"), "expertise_departement"
-    sql = f"SELECT {columns} FROM {table}_month r WHERE {split.months}"
-    for days in split.days_on("r.day"):
-        sql += f" UNION ALL SELECT {columns} FROM {table}_day r WHERE {days}"
-    for edge in split.edges_on("e.requested_at"):
+    sql = f"SELECT {columns}, r.expertises FROM {table}_month r WHERE {split.months}"
+    for sign, days in split.days_on("r.day"):
+        sql += f""" UNION ALL SELECT {columns}, {_signed(sign, "r.expertises")}
+                    FROM {table}_day r WHERE {days}"""
+    for sign, edge in split.edges_on("e.requested_at"):
         sql += f""" UNION ALL
-            SELECT e.site_id, e.departement, e.specialty_code, e.outcome, count(*)::int
+            SELECT e.site_id, e.departement, e.specialty_code, e.outcome,
+                   {_signed(sign, "count(*)::int")}
             FROM expertise e WHERE {edge} GROUP BY 1, 2, 3, 4"""
     return sql, split.params
 
@@ -226,13 +263,14 @@ def _specialty_cells(
     filters: Filters, *sources: str, sites: str = "TRUE"
 ) -> tuple[str, dict[str, Any]]:
     """Rows (site_id, source, specialty_code, responder_id, acts) of these sources; `sites`
-    may restrict the month and day cells to some sites (`r.site_id`), read by site."""
+    may restrict the month and day cells to some sites (`r.site_id`), read by site. Unsigned:
+    every row lies inside the period (which sites and responders acted is read from them)."""
     split = _split(filters)
     wanted = ", ".join(f"'{source}'" for source in sources)
     sql = f"""SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
               FROM specialty_month r
               WHERE r.source IN ({wanted}) AND {split.months} AND {sites}"""
-    for days in split.days_on("r.day"):
+    for _, days in split.days_on("r.day"):
         sql += f""" UNION ALL
             SELECT r.site_id, r.source, r.specialty_code, r.responder_id, r.acts
             FROM specialty_day r WHERE r.source IN ({wanted}) AND {days} AND {sites}"""
@@ -252,7 +290,7 @@ def _specialty_edges(split: _Split, *sources: str) -> list[str]:
                        count(*)::int
                 FROM session s WHERE {_TELECONSULTATION} AND {edge}
                 GROUP BY 1, 2, 3, 4"""
-            for edge in split.edges_on("s.started_at")
+            for _, edge in split.edges_on("s.started_at")
         ]
     if any(source.startswith("expertise") for source in sources):
         selects += [
@@ -266,7 +304,7 @@ def _specialty_edges(split: _Split, *sources: str) -> list[str]:
                     AS f(source)
                 WHERE f.source IS NOT NULL AND {edge}
                 GROUP BY 1, 2, 3, 4) b WHERE b.source IN ({wanted})"""
-            for edge in split.edges_on("e.requested_at")
+            for _, edge in split.edges_on("e.requested_at")
         ]
     return selects
 
@@ -356,25 +394,26 @@ QUALITY_COUNTS = (
 
 def _quality_cells(filters: Filters, *, by_site: bool = True) -> tuple[str, dict[str, Any]]:
     """Rows (site_id, departement, specialty_code, measure, bucket, n) of the period; without
-    `by_site`, the month and day cells are the département's (site_id '')."""
-    split = _split(filters)
-    columns = "r.site_id, r.departement, r.specialty_code, r.measure, r.bucket, r.n"
+    `by_site`, the month and day cells are the département's (site_id ''). Signed: sum them."""
+    split = _split(filters, signed=True)
+    columns = "r.site_id, r.departement, r.specialty_code, r.measure, r.bucket"
     table = "quality"
     if not by_site:
         columns = columns.replace("r.site_id", "''::varchar")
         table = "quality_departement"
-    sql = f"SELECT {columns} FROM {table}_month r WHERE {split.months}"
-    for days in split.days_on("r.day"):
-        sql += f" UNION ALL SELECT {columns} FROM {table}_day r WHERE {days}"
+    sql = f"SELECT {columns}, r.n FROM {table}_month r WHERE {split.months}"
+    for sign, days in split.days_on("r.day"):
+        sql += f""" UNION ALL SELECT {columns}, {_signed(sign, "r.n")}
+                    FROM {table}_day r WHERE {days}"""
     for table, instant, measures in _QUALITY_SOURCES:
         values = ", ".join(
             f"(CASE WHEN {condition} THEN '{measure}' END, {bucket})"
             for measure, condition, bucket in measures
         )
-        for edge in split.edges_on(f"s.{instant}"):
+        for sign, edge in split.edges_on(f"s.{instant}"):
             sql += f""" UNION ALL
                 SELECT s.site_id, s.departement, s.specialty_code, m.measure, m.bucket,
-                       count(*)::int
+                       {_signed(sign, "count(*)::int")}
                 FROM {table} s CROSS JOIN LATERAL (VALUES {values}) AS m(measure, bucket)
                 WHERE m.measure IS NOT NULL AND {edge}
                 GROUP BY 1, 2, 3, 4, 5"""
@@ -383,20 +422,24 @@ def _quality_cells(filters: Filters, *, by_site: bool = True) -> tuple[str, dict
 
 def _site_activity_cells(filters: Filters, sites: str = "TRUE") -> tuple[str, dict[str, Any]]:
     """Rows (site_id, assisted, simple, expertises) of the period, every specialty; `sites`
-    may restrict the month and day cells to some sites (`r.site_id`)."""
-    split = _split(filters)
-    columns = "r.site_id, r.assisted, r.simple, r.expertises"
-    sql = f"SELECT {columns} FROM site_activity_month r WHERE {split.months} AND {sites}"
-    for days in split.days_on("r.day"):
-        sql += f" UNION ALL SELECT {columns} FROM site_activity_day r WHERE {days} AND {sites}"
-    for edge in split.edges_on("s.started_at"):
+    may restrict the month and day cells to some sites (`r.site_id`). Signed: sum them."""
+    split = _split(filters, signed=True)
+    sql = f"""SELECT r.site_id, r.assisted, r.simple, r.expertises
+              FROM site_activity_month r WHERE {split.months} AND {sites}"""
+    for sign, days in split.days_on("r.day"):
+        amounts = ", ".join(_signed(sign, f"r.{a}") for a in ("assisted", "simple", "expertises"))
+        sql += f""" UNION ALL SELECT r.site_id, {amounts}
+                    FROM site_activity_day r WHERE {days} AND {sites}"""
+    for sign, edge in split.edges_on("s.started_at"):
+        assisted = _signed(sign, "(count(*) FILTER (WHERE s.assistance = 'assisted'))::int")
+        simple = _signed(sign, "(count(*) FILTER (WHERE s.assistance <> 'assisted'))::int")
         sql += f""" UNION ALL
-            SELECT s.site_id, (count(*) FILTER (WHERE s.assistance = 'assisted'))::int,
-                   (count(*) FILTER (WHERE s.assistance <> 'assisted'))::int, 0
+            SELECT s.site_id, {assisted}, {simple}, 0
             FROM session s WHERE {_TELECONSULTATION} AND {edge} GROUP BY 1"""
-    for edge in split.edges_on("e.requested_at"):
+    for sign, edge in split.edges_on("e.requested_at"):
         sql += f""" UNION ALL
-            SELECT e.site_id, 0, 0, count(*)::int FROM expertise e WHERE {edge} GROUP BY 1"""
+            SELECT e.site_id, 0, 0, {_signed(sign, "count(*)::int")}
+            FROM expertise e WHERE {edge} GROUP BY 1"""
     return sql, split.params
 
 
@@ -434,29 +477,23 @@ class IndicatorQueries:
         keys = list(result.keys())
         return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
-    async def teleconsultations(self, filters: Filters) -> list[Row]:
+    async def teleconsultations_by_month(self, filters: Filters) -> list[Row]:
+        """Per Paris month ('YYYY-MM'; None for sessions without a start), mode and
+        assistance: the teleconsultations. Every teleconsultation indicator folds these rows
+        (a year is at most 13 months x 4 kinds), so a summary reads the cells once."""
         cells, params = _teleconsultation_cells(filters, by_site=_by_site(filters))
         where = _activity_where(_unbounded(filters), "c", "month")
         return await self._rows(
-            f"""SELECT c.mode, c.assistance, sum(c.sessions)::bigint AS teleconsultations
-                FROM ({cells}) c {_join_site(filters, "c")}
-                WHERE {where.sql}
-                GROUP BY c.mode, c.assistance ORDER BY c.mode, c.assistance""",
-            {**params, **where.params},
-        )
-
-    async def teleconsultations_monthly(self, filters: Filters) -> list[Row]:
-        cells, params = _teleconsultation_cells(filters, by_site=_by_site(filters))
-        where = _activity_where(_unbounded(filters), "c", "month")
-        return await self._rows(
-            # Grouped by the cell's month first: to_char once per month, not once per cell.
+            # Grouped by the cell's month first: to_char once per group, not once per cell.
             f"""SELECT to_char(nullif(m.month, '-infinity'::date), 'YYYY-MM') AS month,
-                       m.teleconsultations
-                FROM (SELECT c.month, sum(c.sessions)::bigint AS teleconsultations
+                       m.mode, m.assistance, m.teleconsultations
+                FROM (SELECT c.month, c.mode, c.assistance,
+                             sum(c.sessions)::bigint AS teleconsultations
                       FROM ({cells}) c {_join_site(filters, "c")}
                       WHERE {where.sql}
-                      GROUP BY c.month) m
-                ORDER BY 1""",
+                      GROUP BY c.month, c.mode, c.assistance
+                      HAVING sum(c.sessions) <> 0) m
+                ORDER BY 1, 2, 3""",
             {**params, **where.params},
         )
 
@@ -468,7 +505,7 @@ class IndicatorQueries:
                        sum(c.expertises)::bigint AS teleexpertises
                 FROM ({cells}) c {_join_site(filters, "c")}
                 WHERE {where.sql}
-                GROUP BY 1 ORDER BY 1""",
+                GROUP BY 1 HAVING sum(c.expertises) <> 0 ORDER BY 1""",
             {**params, **where.params},
         )
 
@@ -606,22 +643,25 @@ class IndicatorQueries:
         """
         sites = _site_where(filters)
         cells, cell_params = _teleconsultation_cells(Filters(since=window[0], until=window[1]))
+        # One column per month (no site x month grid to sort), then one row per profile.
+        per_month = [f":usage_month_{i}" for i in range(len(months))]
+        columns = ", ".join(
+            f"sum(c.sessions) FILTER (WHERE c.month = {month}) AS m{i}"
+            for i, month in enumerate(per_month)
+        )
+        profile = ", ".join(f"coalesce(p.m{i}, 0)::bigint" for i in range(len(months)))
         return await self._rows(
-            f"""WITH per_month AS (
-                    SELECT c.site_id, c.month, sum(c.sessions)::bigint AS sessions
-                    FROM ({cells}) c GROUP BY 1, 2),
-                profile AS (
-                    SELECT st.site_id,
-                           array_agg(coalesce(p.sessions, 0)::bigint ORDER BY m.month)
-                               AS monthly_sessions
-                    FROM site st
-                    CROSS JOIN unnest(CAST(:usage_months AS date[])) AS m(month)
-                    LEFT JOIN per_month p ON p.site_id = st.site_id AND p.month = m.month
-                    WHERE {sites.sql}
-                    GROUP BY st.site_id)
-                SELECT monthly_sessions, count(*)::bigint AS sites
-                FROM profile GROUP BY 1""",
-            {**sites.params, **cell_params, "usage_months": months},
+            f"""WITH per_site AS (
+                    SELECT c.site_id, {columns} FROM ({cells}) c GROUP BY c.site_id)
+                SELECT ARRAY[{profile}] AS monthly_sessions, count(*)::bigint AS sites
+                FROM site st LEFT JOIN per_site p ON p.site_id = st.site_id
+                WHERE {sites.sql}
+                GROUP BY 1""",
+            {
+                **sites.params,
+                **cell_params,
+                **{name[1:]: month for name, month in zip(per_month, months, strict=True)},
+            },
         )
 
     async def specialties(self, filters: Filters, *, probe: bool | None = None) -> list[Row]:
@@ -687,7 +727,7 @@ class IndicatorQueries:
             the first. (An EXISTS would do, but the planner turns it into a hashed subplan
             that reads every cell of the period, and drops a LIMIT inside it.)"""
             ranges = [f"specialty_month r WHERE {split.months}"] + [
-                f"specialty_day r WHERE {days}" for days in split.days_on("r.day")
+                f"specialty_day r WHERE {days}" for _, days in split.days_on("r.day")
             ]
             union = " UNION ALL ".join(
                 f"SELECT 1 FROM {cells} AND {sources} AND {match}" for cells in ranges
@@ -751,10 +791,14 @@ class IndicatorQueries:
     ) -> list[Row]:
         """A bounded period, region-wide: the keys of `specialty_presence` whose days meet the
         period's whole days (a responder's days only count operational sites), plus the
-        partial days' base rows."""
+        partial days' base rows. The whole months are tested first, on the keys' few month
+        ranges: their many day ranges are read only for keys absent from those months."""
         whole = "FALSE"
         if "cells_first_day" in params and "cells_last_day" in params:
             whole = "p.days && daterange(:cells_first_day, :cells_last_day)"
+            first, last = params.get("cells_first_month"), params.get("cells_last_month")
+            if first is not None and last is not None and first < last:
+                whole = f"(p.months && daterange(:cells_first_month, :cells_last_month) OR {whole})"
         return await self._rows(
             f"""WITH edges AS MATERIALIZED (
                     SELECT e.* FROM ({edges}) AS e(site_id, source, specialty_code,
@@ -765,17 +809,25 @@ class IndicatorQueries:
                 present AS MATERIALIZED (
                     SELECT p.kind, p.specialty_code, p.who FROM specialty_presence p
                     WHERE {whole} AND p.specialty_code <> '' {specialty.format("p")}),
+                -- The edges add the pairs not already present: an anti-join on the few
+                -- edge rows, not a hashed UNION of every present pair.
                 responders AS (
                     SELECT p.specialty_code, p.who AS responder_id FROM present p
                     WHERE p.kind = 'responder'
-                    UNION
-                    SELECT specialty_code, responder_id FROM edges WHERE responder_id <> ''),
+                    UNION ALL
+                    SELECT DISTINCT e.specialty_code, e.responder_id FROM edges e
+                    WHERE e.responder_id <> '' AND NOT EXISTS (
+                        SELECT 1 FROM present p WHERE p.kind = 'responder'
+                        AND p.specialty_code = e.specialty_code AND p.who = e.responder_id)),
                 calling AS (
                     SELECT p.specialty_code, p.who AS site_id FROM present p
                     WHERE p.kind = 'site' AND EXISTS (
                         SELECT 1 FROM site st WHERE st.site_id = p.who AND {sites.sql})
-                    UNION
-                    SELECT specialty_code, site_id FROM edges)
+                    UNION ALL
+                    SELECT DISTINCT e.specialty_code, e.site_id FROM edges e
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM present p WHERE p.kind = 'site'
+                        AND p.specialty_code = e.specialty_code AND p.who = e.site_id))
                 {_SITES_AND_RESPONDERS_PER_SPECIALTY}""",
             params,
         )
@@ -789,7 +841,7 @@ class IndicatorQueries:
             f"""SELECT c.measure, c.bucket, sum(c.n)::bigint AS n
                 FROM ({cells}) c {_join_site(filters, "c")}
                 WHERE {where.sql}
-                GROUP BY c.measure, c.bucket""",
+                GROUP BY c.measure, c.bucket HAVING sum(c.n) <> 0""",
             {**params, **where.params},
         )
         counts: dict[str, int] = dict.fromkeys(QUALITY_COUNTS, 0)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -322,6 +323,8 @@ specialty_presence = Table(
     Column("specialty_code", String, primary_key=True),
     Column("who", String, primary_key=True),
     Column("days", DATEMULTIRANGE, nullable=False),
+    # The months of `days` (migration 0006): small enough to be tested first.
+    Column("months", DATEMULTIRANGE, Computed("statistics_presence_months(days)")),
 )
 
 

@@ -48,12 +48,35 @@ class UnknownIndicatorError(LookupError):
 Compute = Callable[[IndicatorQueries, Filters, IndicatorParameters], Awaitable[list[Row]]]
 
 
+def _by_mode_and_assistance(by_month: list[Row]) -> list[Row]:
+    totals: Counter[tuple[str, str]] = Counter()
+    for row in by_month:
+        totals[row["mode"], row["assistance"]] += row["teleconsultations"]
+    return [
+        {"mode": mode, "assistance": assistance, "teleconsultations": count}
+        for (mode, assistance), count in sorted(totals.items())
+    ]
+
+
+def _per_month(by_month: list[Row]) -> list[Row]:
+    totals: Counter[str | None] = Counter()
+    for row in by_month:
+        totals[row["month"]] += row["teleconsultations"]
+    # Sessions without a start (month None) last, as SQL sorts NULLs.
+    months = sorted(totals, key=lambda month: (month is None, month or ""))
+    return [{"month": month, "teleconsultations": totals[month]} for month in months]
+
+
+async def _by_month(q: IndicatorQueries, f: Filters, _: IndicatorParameters) -> list[Row]:
+    return await q.teleconsultations_by_month(f)
+
+
 async def _teleconsultations(q: IndicatorQueries, f: Filters, _: IndicatorParameters) -> list[Row]:
-    return await q.teleconsultations(f)
+    return _by_mode_and_assistance(await q.teleconsultations_by_month(f))
 
 
 async def _monthly(q: IndicatorQueries, f: Filters, _: IndicatorParameters) -> list[Row]:
-    return await q.teleconsultations_monthly(f)
+    return _per_month(await q.teleconsultations_by_month(f))
 
 
 async def _teleexpertises(q: IndicatorQueries, f: Filters, _: IndicatorParameters) -> list[Row]:
@@ -219,10 +242,9 @@ async def observatory_summary(
     sections: dict[str, Compute] = {
         # Heaviest first: the lanes take the next section as they come free.
         "specialties": _specialties,
-        "teleconsultations-monthly": _monthly,
         "site-act-types": _act_types,
-        "teleconsultations": _teleconsultations,
         "usage-status": _usage,
+        "teleconsultations-by-month": _by_month,
         "teleexpertises": _teleexpertises,
         "telemonitoring": _telemonitoring,
         "sites-by-departement": _by_departement,
@@ -235,7 +257,8 @@ async def observatory_summary(
             {name: _bound(compute, filters, parameters) for name, compute in sections.items()},
         )
     by_departement = results["sites-by-departement"]
-    tc, monthly = results["teleconsultations"], results["teleconsultations-monthly"]
+    by_month = results["teleconsultations-by-month"]
+    tc, monthly = _by_mode_and_assistance(by_month), _per_month(by_month)
     specialties = results["specialties"]
     sites = sum(row["sites"] for row in by_departement)
     total = sum(row["teleconsultations"] for row in tc)
@@ -277,7 +300,7 @@ async def open_data(
         rows: list[Row] = []
         for departement in await _departements(q, filters):
             scoped = _with_departement(filters, departement)
-            for month in await q.teleconsultations_monthly(scoped):
+            for month in _per_month(await q.teleconsultations_by_month(scoped)):
                 rows.append(
                     {
                         "departement": departement,
