@@ -126,6 +126,9 @@ def build_history(departement: str) -> History:
             start = datetime(2026, month, 5 + n, 10, tzinfo=UTC)
             responder = "R1" if n % 2 else "R2"
             _scheduled_session(h, "S1", responder, "SM54", start, live=600)
+    # S1, 12 Feb: the video never started, the call went on by phone and the nurse recorded
+    # the appointment fulfilled by hand (no session names it): a teleconsultation too.
+    _appointment(h, "S1", "R1", datetime(2026, 2, 12, 10, tzinfo=UTC), outcome="fulfil")
     # Appointments that did not happen: two cancelled, one no-show.
     for n in range(2):
         _appointment(h, "S1", "R1", datetime(2026, 2, 20 + n, 9, tzinfo=UTC), outcome="cancel")
@@ -364,11 +367,11 @@ def _telemetry(h: History) -> None:
 EXPECTED: dict[str, Any] = {
     "teleconsultations": [
         {"mode": "on_demand", "assistance": "simple", "teleconsultations": 2},
-        {"mode": "scheduled", "assistance": "assisted", "teleconsultations": 12},
+        {"mode": "scheduled", "assistance": "assisted", "teleconsultations": 13},
     ],
     "teleconsultations-monthly": [
         {"month": "2026-01", "teleconsultations": 4},
-        {"month": "2026-02", "teleconsultations": 6},
+        {"month": "2026-02", "teleconsultations": 7},
         {"month": "2026-03", "teleconsultations": 4},
     ],
     "teleexpertises": [{"outcome": "answered", "teleexpertises": 4}],
@@ -405,12 +408,12 @@ EXPECTED_QUALITY: dict[str, Any] = {
     "time_to_accept_p50_seconds": 90.0,
     "time_to_accept_p90_seconds": 114.0,
     "on_demand_expired": 1,
-    "appointments_booked": 15,
+    "appointments_booked": 16,
     "appointments_cancelled": 2,
-    "appointments_fulfilled": 12,
+    "appointments_fulfilled": 13,
     "appointments_no_show": 1,
-    "cancellation_rate": 0.1333,
-    "no_show_rate": 0.0769,
+    "cancellation_rate": 0.125,
+    "no_show_rate": 0.0714,
     "session_duration_p50_seconds": 600.0,
     "session_duration_p90_seconds": 810.0,
     "failed_sessions": 1,
@@ -474,8 +477,8 @@ class Checks:
         assert levels == {("kiosk", "excellent"): 1, ("server", "good"): 2, ("server", "poor"): 1}
         summary = found["observatory"]
         assert summary["sites_deployed"] == 3
-        assert summary["teleconsultations"]["total"] == 14
-        assert summary["teleconsultations"]["monthly_average"] == 4.7
+        assert summary["teleconsultations"]["total"] == 15
+        assert summary["teleconsultations"]["monthly_average"] == 5.0
         assert summary["general_medicine_site_share"] == 0.3333
 
 

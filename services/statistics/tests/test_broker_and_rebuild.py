@@ -106,7 +106,7 @@ async def test_events_through_the_broker_then_a_rebuild_gives_identical_indicato
     d = scenario.departement
     assert (
         f'maillage_statistics_acts_total{{act="assisted_teleconsultation",departement="{d}",'
-        f'site_category="ehpad",specialty="SM54"}} 12.0'
+        f'site_category="ehpad",specialty="SM54"}} 13.0'
     ) in metrics
     assert (
         f'maillage_statistics_operational_sites{{departement="{d}",site_category="msp"}} 1.0'

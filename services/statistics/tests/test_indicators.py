@@ -77,14 +77,14 @@ async def test_filters_slice_by_site_category_specialty_and_period(
             return rows
 
         ehpad = await rows("teleconsultations", site_category="ehpad")
-        assert [r["teleconsultations"] for r in ehpad] == [12]
+        assert [r["teleconsultations"] for r in ehpad] == [13]
         assert await rows("teleconsultations", site_category="msp", specialty="SM54") == []
         february = await rows(
             "teleconsultations-monthly",
             since="2026-02-01T00:00:00+01:00",
             until="2026-03-01T00:00:00+01:00",
         )
-        assert february == [{"month": "2026-02", "teleconsultations": 6}]
+        assert february == [{"month": "2026-02", "teleconsultations": 7}]
         dedicated = await rows("sites-by-departement", deployment_model="hotspot_dedie")
         assert dedicated == [{"departement": scenario.departement, "sites": 1}]
 
@@ -95,7 +95,7 @@ async def test_filters_slice_by_site_category_specialty_and_period(
         )
         assert csv_response.headers["content-type"].startswith("text/csv")
         table = list(csv.DictReader(io.StringIO(csv_response.text)))
-        assert [r["teleconsultations"] for r in table] == ["4", "6", "4"]
+        assert [r["teleconsultations"] for r in table] == ["4", "7", "4"]
 
         naive = await client.get(
             "/v1/indicators/teleconsultations", params={"since": "2026-01-01T00:00:00"},
@@ -128,8 +128,8 @@ async def test_access_detailed_for_coordinators_open_data_public_and_suppressed(
         assert response.status_code == 200
         table = list(csv.DictReader(io.StringIO(response.text)))
         values = {(r["month"], r["indicator"]): r["value"] for r in table}
-        # 4, 6, 4 teleconsultations per month and 3 sites: cells under 5 are blank.
-        assert values[("2026-02", "teleconsultations")] == "6"
+        # 4, 7, 4 teleconsultations per month and 3 sites: cells under 5 are blank.
+        assert values[("2026-02", "teleconsultations")] == "7"
         assert values[("2026-01", "teleconsultations")] == ""
         assert values[("", "operational_sites")] == ""
         assert all(set(r) == {"departement", "month", "indicator", "value"} for r in table)

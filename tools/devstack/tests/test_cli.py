@@ -128,6 +128,13 @@ def test_bench_report_puts_each_figure_beside_its_baseline(tmp_path: Path) -> No
     assert "## absent\n\nnot run yet" in report
     assert "cpus" in report
 
+    # A later run with no result for `relay` (a fresh checkout) keeps its section as it was.
+    (tmp_path / "relay.json").unlink()
+    again = bench.write_report(tmp_path, tmp_path / "BENCHMARKS.md", ["relay", "absent"])
+    assert "| publish | 900.0 events/s | raw aiokafka: 1,200.0 events/s | ≥ 500 |" in (
+        again.read_text()
+    )
+
 
 def test_mint_fixture_signs_with_the_session_key(
     mint: Mint, dev_signing_key: DevSigningKey

@@ -185,6 +185,17 @@ def _load_average() -> tuple[float, float, float] | None:
         return None
 
 
+def _report_sections(report_path: Path) -> dict[str, str]:
+    """The `## name` sections of an existing report, by benchmark name."""
+    if not report_path.exists():
+        return {}
+    sections: dict[str, str] = {}
+    for chunk in report_path.read_text().split("\n## ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        sections[name] = f"## {chunk.rstrip()}\n"
+    return sections
+
+
 def write_report(
     results_directory: Path,
     report_path: Path,
@@ -200,10 +211,13 @@ def write_report(
     """
     sections: list[str] = []
     machines: list[dict[str, object]] = []
+    earlier = _report_sections(report_path)
     for name in benchmarks:
         path = results_directory / f"{name}.json"
         if not path.exists():
-            sections.append(f"## {name}\n\nnot run yet\n")
+            # Results are not committed (bench-results/ is ignored): a fresh checkout running
+            # one benchmark keeps the others' last committed figures, dated as they were.
+            sections.append(earlier.get(name, f"## {name}\n\nnot run yet\n"))
             continue
         document = json.loads(path.read_text())
         if "figures" not in document:

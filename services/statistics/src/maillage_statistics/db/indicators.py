@@ -2,8 +2,9 @@
 """Indicator queries over the projections (read-only; the rules live in `domain.rules`).
 
 A teleconsultation is a session of act `teleconsultation` that ended normally (SessionEnded),
-dated by its start. A site is operational while its latest directory snapshot is active.
-Months are calendar months in Europe/Paris.
+dated by its start; an appointment fulfilled by hand that no ended session names is one too
+(kept as a `session` row, migration 0007). A site is operational while its latest directory
+snapshot is active. Months are calendar months in Europe/Paris.
 """
 
 from __future__ import annotations

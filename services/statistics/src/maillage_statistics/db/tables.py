@@ -132,6 +132,8 @@ expertise = Table(
     Column("outcome", String, nullable=False, server_default=""),
 )
 
+# Also holds, as session 'appointment:<id>', each appointment of act teleconsultation fulfilled
+# by hand that no ended session names (migration 0007): it is a teleconsultation too.
 session = Table(
     "session",
     metadata,
@@ -165,6 +167,10 @@ session = Table(
         postgresql_where=text("act = 'teleconsultation' AND ended_at IS NOT NULL"),
     ),
     Index("ix_session_site_id", "site_id"),
+    # Whether an ended session names an appointment fulfilled by hand (migration 0007).
+    Index(
+        "ix_session_appointment", "appointment_id", postgresql_where=text("appointment_id <> ''")
+    ),
 )
 
 quality_sample = Table(
