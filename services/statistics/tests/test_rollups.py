@@ -4,15 +4,22 @@ deletions; a period read through them equals the same period read from the base 
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 
+from maillage.booking.v1 import events_pb2 as booking
+from maillage.common.v1 import types_pb2 as common
+from maillage.session_signalling.v1 import events_pb2 as sessions
+from maillage_common.events.envelope import Event
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import ServiceApp
 from maillage_statistics.db.indicators import (
@@ -26,6 +33,7 @@ from maillage_statistics.db.indicators import (
     _teleconsultation_cells,
 )
 from maillage_statistics.domain.rules import Filters
+from maillage_statistics.handlers import project_event
 
 PACKAGE = "maillage_statistics"
 _MONTH = "coalesce(date_trunc('month', {0} AT TIME ZONE 'Europe/Paris')::date, '-infinity')"
@@ -605,3 +613,79 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
             assert seen_rows  # the periods do cover activity
             assert probed_specialties
             assert seen_quality
+
+
+def _event(message: Any, subject: str, at: datetime) -> Event[Any]:
+    return Event(
+        id=uuid.uuid4(), type=message.DESCRIPTOR.full_name, source="maillage/test",
+        subject=subject, time=at, message=message,
+    )  # fmt: skip
+
+
+def _hand_fulfilled_and_its_session() -> tuple[str, Event[Any], Event[Any]]:
+    """An appointment recorded fulfilled by hand, and the ended session that names it."""
+    appointment, session = str(uuid.uuid4()), str(uuid.uuid4())
+    start = datetime(2026, 2, 12, 10, tzinfo=UTC)
+    stamp, end = Timestamp(), Timestamp()
+    stamp.FromDatetime(start)
+    end.FromDatetime(start + timedelta(minutes=15))
+    context: dict[str, Any] = {
+        "site_id": str(uuid.uuid4()), "responder_id": str(uuid.uuid4()),
+        "specialty_code": "SM54", "act": common.ACT_TELECONSULTATION, "departement": "Z9",
+        "mode": common.CONSULTATION_MODE_SCHEDULED, "assistance": common.ASSISTANCE_ASSISTED,
+    }  # fmt: skip
+    fulfilled = booking.AppointmentFulfilled(
+        appointment_id=appointment, **context, start=stamp, recorded_at=stamp
+    )
+    ended = sessions.SessionEnded(
+        session_id=session, appointment_id=appointment, **context,
+        started_at=stamp, ended_at=end, live_seconds=900,
+    )  # fmt: skip
+    return appointment, _event(fulfilled, appointment, start), _event(ended, session, start)
+
+
+@pytest.mark.integration
+async def test_a_hand_fulfilled_appointment_and_its_session_folded_at_once_count_once(
+    service_app: ServiceApp,
+) -> None:
+    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+        app,
+        _,
+    ):
+        runtime: Runtime = app.state.runtime
+
+        async def fold(event: Event[Any]) -> None:
+            async with runtime.unit_of_work() as uow:
+                await project_event(event, uow)
+                await uow.commit()
+
+        async def teleconsultations(appointment: str) -> list[str]:
+            async with runtime.unit_of_work() as uow:
+                rows = await uow.session.execute(
+                    text("""SELECT session_id FROM session
+                            WHERE (appointment_id = :id OR session_id = 'appointment:' || :id)
+                                  AND act = 'teleconsultation' AND ended_at IS NOT NULL"""),
+                    {"id": appointment},
+                )
+                return [row[0] for row in rows]
+
+        alone, fulfilled_alone, _ = _hand_fulfilled_and_its_session()
+        await fold(fulfilled_alone)
+        # No session names it: the appointment itself is the teleconsultation.
+        assert await teleconsultations(alone) == [f"appointment:{alone}"]
+
+        for first_index in (0, 1):
+            appointment, *events = _hand_fulfilled_and_its_session()
+            first, second = events[first_index], events[1 - first_index]
+            # The booking and the session topics are folded by two transactions at once: the
+            # second waits for the first's lock on the appointment, then sees what it wrote.
+            async with runtime.unit_of_work() as uow:
+                await project_event(first, uow)
+                folding = asyncio.create_task(fold(second))
+                await asyncio.sleep(0.3)
+                assert not folding.done()  # waiting on the appointment's lock
+                await uow.commit()
+            await folding
+            found = await teleconsultations(appointment)
+            assert len(found) == 1, (first.type, found)
+            assert not found[0].startswith("appointment:")  # the session is the one counted

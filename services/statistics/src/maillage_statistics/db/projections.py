@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, Table, TextClause, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maillage_common.db.engine import driver_connection
 from maillage_statistics.db import tables
 
 Merge = Literal["latest", "first", "max", "keep"]
@@ -68,21 +68,29 @@ def _values_insert(table: Table, conflict: str) -> TextClause:
     )
 
 
-def _unnest_insert(table: Table, conflict: str) -> TextClause | None:
-    """Many rows in ONE statement (one array per column); None for tables with arrays."""
-    if any(isinstance(column.type, ARRAY) for column in table.columns):
-        return None
-    names = [column.name for column in table.columns]
-    arrays = ", ".join(
-        f"CAST(:{column.name} AS {column.type.compile(dialect=_DIALECT)}[])"
-        for column in table.columns
-    )
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) {conflict}"
-    )
+@dataclass(frozen=True, slots=True)
+class StagedUpsert:
+    """Many rows in one COPY into a temporary twin of the table, then one INSERT … SELECT
+    that empties it. COPY encodes each value once by its column's type; the unnest arrays it
+    replaces cost asyncpg a type check per element (a third of the rebuild's Python time)."""
+
+    stage: str
+    columns: tuple[str, ...]
+    create: str
+    insert: str
 
 
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+def _staged_upsert(table: Table, conflict: str) -> StagedUpsert:
+    stage = f"{table.name}_stage"
+    columns = tuple(column.name for column in table.columns)
+    names = ", ".join(columns)
+    return StagedUpsert(
+        stage,
+        columns,
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS)",
+        f"""WITH staged AS (DELETE FROM {stage} RETURNING {names})
+            INSERT INTO {table.name} ({names}) SELECT {names} FROM staged {conflict}""",
+    )
 
 
 def _firsts(*names: str) -> dict[str, Merge]:
@@ -104,9 +112,13 @@ class Projection:
 
     key: str = ""
 
+    rules: Mapping[str, Merge] = field(default_factory=dict, init=False, repr=False)
+
     def __post_init__(self) -> None:
         # Computed once: the fold calls `merge` per row of a million-event rebuild.
-        object.__setattr__(self, "key", next(iter(self.table.primary_key.columns)).name)
+        key = next(iter(self.table.primary_key.columns)).name
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "rules", {**self.merges, "context_at": "max", key: "keep"})
 
     @property
     def conflict(self) -> str:
@@ -120,8 +132,8 @@ class Projection:
     def upsert(self) -> TextClause:
         return _values_insert(self.table, self.conflict)
 
-    def bulk_upsert(self) -> TextClause | None:
-        return _unnest_insert(self.table, self.conflict)
+    def staged_upsert(self) -> StagedUpsert:
+        return _staged_upsert(self.table, self.conflict)
 
     def merge(self, current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
         """The same rule as `upsert()`, in memory (to fold a batch before sending it)."""
@@ -129,32 +141,24 @@ class Projection:
             return current
         if self.kind == "newer":
             return incoming if _gt(incoming[self.newer_by], current[self.newer_by]) else current
-        newer = current["context_at"] is None or (
-            incoming["context_at"] is not None and incoming["context_at"] >= current["context_at"]
-        )
-        merged = dict(current)
+        current_at, incoming_at = current["context_at"], incoming["context_at"]
+        newer = current_at is None or (incoming_at is not None and incoming_at >= current_at)
+        merged = current.copy()
+        rules = self.rules
         for name, value in incoming.items():
-            rule = self.merges.get(name, "latest")
-            if name == self.key or value == current[name]:
+            held = current[name]
+            if value == held:
                 continue
-            if name == "context_at":
-                merged[name] = _pick(max, current[name], value)
-            elif rule == "first":
-                merged[name] = _pick(min, current[name], value)
-            elif rule == "max":
-                merged[name] = _pick(max, current[name], value)
-            elif rule == "latest" and newer:
+            rule = rules.get(name, "latest")
+            if rule == "latest":
+                if newer:
+                    merged[name] = value
+            # LEAST / GREATEST in PostgreSQL ignore NULLs: a NULL never wins.
+            elif rule == "keep" or value is None:
+                continue
+            elif held is None or (value < held if rule == "first" else value > held):
                 merged[name] = value
         return merged
-
-
-def _pick(choose: Any, a: Any, b: Any) -> Any:
-    # LEAST/GREATEST in PostgreSQL ignore NULLs.
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return choose(a, b)
 
 
 def _gt(a: Any, b: Any) -> bool:
@@ -212,8 +216,8 @@ PROJECTIONS: dict[str, Projection] = {
 }
 
 UPSERTS: dict[str, TextClause] = {name: p.upsert() for name, p in PROJECTIONS.items()}
-BULK_UPSERTS: dict[str, TextClause | None] = {
-    name: p.bulk_upsert() for name, p in PROJECTIONS.items()
+STAGED_UPSERTS: dict[str, StagedUpsert] = {
+    name: p.staged_upsert() for name, p in PROJECTIONS.items()
 }
 
 
@@ -259,12 +263,15 @@ def fold(writes: Sequence[Write]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def apply_batch(session: AsyncSession, writes: Sequence[Write]) -> None:
-    """Fold many writes, then one multi-row upsert per projection (the rebuild)."""
+    """Fold many writes, then one COPY and one upsert per projection (the rebuild)."""
+    driver = await driver_connection(session)
     for table, rows in fold(writes).items():
-        bulk = BULK_UPSERTS[table]
-        if bulk is None:
-            await session.execute(UPSERTS[table], rows)
-        else:
-            # Keys are unique after the fold, as one multi-row ON CONFLICT requires.
-            columns = {name: [row[name] for row in rows] for name in rows[0]}
-            await session.execute(bulk, columns)
+        staged = STAGED_UPSERTS[table]
+        await driver.execute(staged.create)
+        # Keys are unique after the fold, as one multi-row ON CONFLICT requires.
+        await driver.copy_records_to_table(
+            staged.stage,
+            records=[tuple(row[name] for name in staged.columns) for row in rows],
+            columns=staged.columns,
+        )
+        await driver.execute(staged.insert)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maillage_common.db.engine import driver_connection
 from maillage_statistics.db.tables import PROJECTIONS, ROLLUPS
 
 
@@ -26,9 +26,7 @@ async def copy_claims(
     """COPY inbox rows for events known to be new (the rebuild dedupes them in memory)."""
     if not events:
         return
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
+    driver = await driver_connection(session)
     await driver.copy_records_to_table(
         "inbox_event",
         schema_name=schema,

@@ -7,7 +7,7 @@ The same function feeds the live consumer (one event per transaction) and the re
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.descriptor import EnumDescriptor
@@ -50,11 +50,16 @@ def _enum_prefix(enum_name: str) -> str:
     return snake.upper() + "_"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def instant(message: Message, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
     stamp: Timestamp = getattr(message, field)
-    return stamp.ToDatetime(tzinfo=UTC)
+    # Integer arithmetic: the same instant as `ToDatetime` (nanoseconds truncated), at a
+    # fifth of its cost; a rebuild converts millions of them.
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 def seconds(duration: Duration) -> float:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maillage_common.db.engine import driver_connection
 from maillage_telemetry.db.tables import (
     ALERT,
     CALL_QUALITY,
@@ -104,13 +105,6 @@ _STORE = (
     f"SELECT {_SELECTED} FROM staged "
     "ON CONFLICT DO NOTHING"
 )
-
-
-async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction (same transaction)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +230,7 @@ class MeasurementRepository:
         # Three parameters instead of 3 x N: one short statement to prepare whatever the
         # batch size.
         devices, codes, instants = zip(*keys, strict=True)
-        driver = await _driver(self._session)
+        driver = await driver_connection(self._session)
         rows = await driver.fetch(
             _CLAIM, json.dumps(devices), json.dumps(codes), json.dumps(instants), at
         )
@@ -248,7 +242,7 @@ class MeasurementRepository:
         INSERT … SELECT; a reading already stored (same key) is left as it is."""
         if not rows:
             return
-        driver = await _driver(self._session)
+        driver = await driver_connection(self._session)
         await driver.execute(_CREATE_STAGE)
         await driver.copy_records_to_table(_STAGE, records=rows, columns=STORED_COLUMNS)
         await driver.execute(_STORE)
