@@ -6,7 +6,8 @@ Reads every partition of every consumed topic from its first offset up to the en
 seen at start (a consistent cut), with no committed consumer-group offsets (a fresh reader),
 and folds the events through the SAME projector functions as the live consumer. Records are
 handled in batches: one transaction claims a batch's ce_ids in the inbox (duplicates and
-replays have no second effect) and folds it with one pipelined statement per projection.
+replays have no second effect) and folds it with one COPY and one upsert per projection,
+while the next batch is read and decoded.
 Idempotency by ce_id: the target starts empty, ce_ids already folded are remembered in
 memory and their inbox rows are COPYed (no per-row conflict check).
 The live consumer commits one record per transaction, which is right for steady traffic but
