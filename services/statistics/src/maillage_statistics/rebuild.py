@@ -179,7 +179,7 @@ async def _replay(
     # touching it (quadratic over a long history); one pass over the base rows instead.
     mark = clock()
     async with sessions.begin() as session:
-        await refresh_rollups(session)
+        await refresh_rollups(session, work_mem=settings.rebuild_work_mem)
     phases["rollups"] = clock() - mark
     return records, applied, duplicates, skipped, phases
 

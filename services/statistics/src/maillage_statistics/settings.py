@@ -41,3 +41,8 @@ class StatisticsSettings(ServiceSettings):
         "together with the schema when cutting over to a rebuilt schema",
     )
     rebuild_batch_size: int = Field(default=5000, ge=1)
+    rebuild_work_mem: str = Field(
+        default="256MB",
+        pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
+        description="PostgreSQL work_mem of the rebuild's final rollup refresh (one connection)",
+    )

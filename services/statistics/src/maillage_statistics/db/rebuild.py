@@ -36,10 +36,19 @@ async def copy_claims(
 
 
 async def defer_rollups(session: AsyncSession) -> None:
-    """This transaction's writes leave the rollups alone (`refresh_rollups` catches up)."""
+    """This transaction's writes leave the rollups alone (`refresh_rollups` catches up).
+
+    Its commit does not wait for the WAL to reach the disk either: a rebuild that stops
+    midway starts again from empty tables, so a batch lost in a crash costs nothing.
+    """
     await session.execute(text("SET LOCAL statistics.defer_rollups = 'on'"))
+    await session.execute(text("SET LOCAL synchronous_commit = 'off'"))
 
 
-async def refresh_rollups(session: AsyncSession) -> None:
-    """Recompute every rollup from the base rows, once (after deferred writes)."""
+async def refresh_rollups(session: AsyncSession, *, work_mem: str) -> None:
+    """Recompute every rollup from the base rows, once (after deferred writes).
+
+    Its aggregates group millions of rows: with the default 4 MB of `work_mem` the hash
+    tables spill to disk. One connection, once per rebuild, can afford more."""
+    await session.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": work_mem})
     await session.execute(text("SELECT statistics_refresh_rollups()"))

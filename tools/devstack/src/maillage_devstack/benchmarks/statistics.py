@@ -218,7 +218,12 @@ async def query_latencies(settings: Any, database_url: str, repeats: int) -> dic
             UnitOfWork(sessions), name, filters, parameters
         )
     assert set(INDICATORS) >= {"quality"}
-    raw = await asyncpg.connect(_pg_url(database_url), server_settings={"search_path": SCHEMA})
+    # With the service's own session settings (custom plans): otherwise the baseline pays for
+    # the generic plans PostgreSQL picks after five executions, and flatters the service.
+    raw = await asyncpg.connect(
+        _pg_url(database_url),
+        server_settings={**settings.database_session_settings, "search_path": SCHEMA},
+    )
     results: dict[str, Any] = {"load_average_before": round(os.getloadavg()[0], 2)}
     try:
         for name, run in cases.items():
