@@ -51,10 +51,11 @@ _APPOINTMENT_IDS = {
               AND session_id NOT LIKE '{_PREFIX}%'""",
     ("session", "UPDATE"): f"""SELECT n.appointment_id FROM new_rows n
         JOIN old_rows o USING (session_id)
-        WHERE n.session_id NOT LIKE '{_PREFIX}%'
+        WHERE n.session_id NOT LIKE '{_PREFIX}%' AND n.appointment_id <> ''
               AND (n.ended_at, n.appointment_id) IS DISTINCT FROM (o.ended_at, o.appointment_id)
         UNION SELECT o.appointment_id FROM old_rows o JOIN new_rows n USING (session_id)
-        WHERE o.session_id NOT LIKE '{_PREFIX}%' AND o.appointment_id <> n.appointment_id""",
+        WHERE o.session_id NOT LIKE '{_PREFIX}%' AND o.appointment_id <> ''
+              AND o.appointment_id <> n.appointment_id""",
     ("session", "DELETE"): f"""SELECT appointment_id FROM old_rows
         WHERE appointment_id <> '' AND ended_at IS NOT NULL
               AND session_id NOT LIKE '{_PREFIX}%'""",
