@@ -54,16 +54,7 @@ class History:
     ids: dict[str, str] = field(default_factory=dict)
 
     def add(self, message: Message, subject: str, at: datetime) -> None:
-        self.events.append(
-            Event(
-                id=uuid.uuid4(),
-                type=message.DESCRIPTOR.full_name,
-                source="maillage/test",
-                subject=subject,
-                time=at,
-                message=message,
-            )
-        )
+        self.events.append(make_event(message, subject, at))
 
     def shuffled_with_duplicates(self, seed: int = 7) -> list[Event[Any]]:
         """Every event once or twice (same ce_id), in a random order."""
@@ -71,6 +62,17 @@ class History:
         events = self.events + [e for e in self.events if rng.random() < 0.5]
         rng.shuffle(events)
         return events
+
+
+def make_event(message: Message, subject: str, at: datetime) -> Event[Any]:
+    return Event(
+        id=uuid.uuid4(),
+        type=message.DESCRIPTOR.full_name,
+        source="maillage/test",
+        subject=subject,
+        time=at,
+        message=message,
+    )
 
 
 def _id() -> str:
@@ -430,6 +432,7 @@ class Checks:
     expected = EXPECTED
     since = SINCE
     until = UNTIL
+    event = staticmethod(make_event)
 
     @staticmethod
     async def apply_in_process(runtime: Runtime, events: Sequence[Event[Any]]) -> None:

@@ -23,7 +23,6 @@ from maillage_common.events.envelope import Event
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import ServiceApp
 from maillage_statistics.db.indicators import (
-    PARIS,
     IndicatorQueries,
     _expertise_cells,
     _quality_cells,
@@ -32,7 +31,7 @@ from maillage_statistics.db.indicators import (
     _split,
     _teleconsultation_cells,
 )
-from maillage_statistics.domain.rules import Filters
+from maillage_statistics.domain.rules import PARIS, Filters
 from maillage_statistics.handlers import project_event
 
 PACKAGE = "maillage_statistics"
@@ -615,14 +614,7 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
             assert seen_quality
 
 
-def _event(message: Any, subject: str, at: datetime) -> Event[Any]:
-    return Event(
-        id=uuid.uuid4(), type=message.DESCRIPTOR.full_name, source="maillage/test",
-        subject=subject, time=at, message=message,
-    )  # fmt: skip
-
-
-def _hand_fulfilled_and_its_session() -> tuple[str, Event[Any], Event[Any]]:
+def _hand_fulfilled_and_its_session(checks: Any) -> tuple[str, Event[Any], Event[Any]]:
     """An appointment recorded fulfilled by hand, and the ended session that names it."""
     appointment, session = str(uuid.uuid4()), str(uuid.uuid4())
     start = datetime(2026, 2, 12, 10, tzinfo=UTC)
@@ -641,12 +633,16 @@ def _hand_fulfilled_and_its_session() -> tuple[str, Event[Any], Event[Any]]:
         session_id=session, appointment_id=appointment, **context,
         started_at=stamp, ended_at=end, live_seconds=900,
     )  # fmt: skip
-    return appointment, _event(fulfilled, appointment, start), _event(ended, session, start)
+    return (
+        appointment,
+        checks.event(fulfilled, appointment, start),
+        checks.event(ended, session, start),
+    )
 
 
 @pytest.mark.integration
 async def test_a_hand_fulfilled_appointment_and_its_session_folded_at_once_count_once(
-    service_app: ServiceApp,
+    service_app: ServiceApp, checks: Any
 ) -> None:
     async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
         app,
@@ -669,13 +665,13 @@ async def test_a_hand_fulfilled_appointment_and_its_session_folded_at_once_count
                 )
                 return [row[0] for row in rows]
 
-        alone, fulfilled_alone, _ = _hand_fulfilled_and_its_session()
+        alone, fulfilled_alone, _ = _hand_fulfilled_and_its_session(checks)
         await fold(fulfilled_alone)
         # No session names it: the appointment itself is the teleconsultation.
         assert await teleconsultations(alone) == [f"appointment:{alone}"]
 
         for first_index in (0, 1):
-            appointment, *events = _hand_fulfilled_and_its_session()
+            appointment, *events = _hand_fulfilled_and_its_session(checks)
             first, second = events[first_index], events[1 - first_index]
             # The booking and the session topics are folded by two transactions at once: the
             # second waits for the first's lock on the appointment, then sees what it wrote.

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -22,12 +21,15 @@ from sqlalchemy.pool import QueuePool
 
 from maillage_statistics.domain.rules import (
     HISTOGRAM_RATIO,
+    PARIS,
+    TIME_ZONE,
     ZERO_BUCKET,
     Filters,
     histogram_percentile,
+    next_month,
+    paris_midnight,
 )
 
-TIME_ZONE = "Europe/Paris"
 Row = dict[str, Any]
 
 
@@ -86,7 +88,6 @@ def _join_site(filters: Filters, alias: str) -> str:
 
 
 _TELECONSULTATION = "s.act = 'teleconsultation' AND s.ended_at IS NOT NULL"
-PARIS = ZoneInfo(TIME_ZONE)
 
 
 @dataclass
@@ -112,23 +113,19 @@ def _signed(sign: int, amount: str) -> str:
     return amount if sign > 0 else f"-({amount})"
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=PARIS)
-
-
-def _next_month(month: date) -> date:
-    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 def _day_anchor(instant: datetime, *, lower: bool, nearest: bool) -> date:
     """The Paris midnight a period's end is read from: the nearer one if `nearest` (the hours
     between are base rows, added or subtracted), else the one inside the period."""
     floor = instant.astimezone(PARIS).date()
-    if _midnight(floor) == instant:
+    if paris_midnight(floor) == instant:
         return floor
     ceiling = floor + timedelta(days=1)
     if nearest:
-        return floor if instant - _midnight(floor) <= _midnight(ceiling) - instant else ceiling
+        return (
+            floor
+            if instant - paris_midnight(floor) <= paris_midnight(ceiling) - instant
+            else ceiling
+        )
     return ceiling if lower else floor
 
 
@@ -138,10 +135,20 @@ def _month_anchor(day: date, *, lower: bool, nearest: bool) -> date:
     floor = day.replace(day=1)
     if floor == day:
         return floor
-    ceiling = _next_month(floor)
+    ceiling = next_month(floor)
     if nearest:
         return floor if (day - floor).days <= (ceiling - day).days else ceiling
     return ceiling if lower else floor
+
+
+def _between(params: dict[str, Any], start: str, end: str) -> list[tuple[int, str, str]]:
+    """The rows from bound `start` to bound `end` (both named in `params`): added when
+    `start` comes first, subtracted when `end` does, none when they are equal."""
+    if params[start] < params[end]:
+        return [(1, start, end)]
+    if params[end] < params[start]:
+        return [(-1, end, start)]
+    return []
 
 
 def _split(filters: Filters, *, signed: bool = False) -> _Split:
@@ -159,21 +166,17 @@ def _split(filters: Filters, *, signed: bool = False) -> _Split:
     first_day = _day_anchor(since, lower=True, nearest=signed) if since else None
     last_day = _day_anchor(until, lower=False, nearest=signed) if until else None
     if since is not None and until is not None and first_day is not None and last_day is not None:
-        overshoot = abs(since - _midnight(first_day)) + abs(until - _midnight(last_day))
+        overshoot = abs(since - paris_midnight(first_day)) + abs(until - paris_midnight(last_day))
         if first_day >= last_day or (signed and overshoot >= until - since):
             # No whole Paris day inside (or the base rows are cheaper read directly).
             return _Split("FALSE", [], [(1, "cells_since", "cells_until")], params)
     edges: list[tuple[int, str, str]] = []
-    if since is not None and first_day is not None and _midnight(first_day) != since:
-        params["cells_first_at"] = _midnight(first_day)
-        inside = _midnight(first_day) > since
-        edges.append((1, "cells_since", "cells_first_at") if inside
-                     else (-1, "cells_first_at", "cells_since"))  # fmt: skip
-    if until is not None and last_day is not None and _midnight(last_day) != until:
-        params["cells_last_at"] = _midnight(last_day)
-        inside = _midnight(last_day) < until
-        edges.append((1, "cells_last_at", "cells_until") if inside
-                     else (-1, "cells_until", "cells_last_at"))  # fmt: skip
+    if since is not None and first_day is not None:
+        params["cells_first_at"] = paris_midnight(first_day)
+        edges += _between(params, "cells_since", "cells_first_at")
+    if until is not None and last_day is not None:
+        params["cells_last_at"] = paris_midnight(last_day)
+        edges += _between(params, "cells_last_at", "cells_until")
 
     first_month = _month_anchor(first_day, lower=True, nearest=signed) if first_day else None
     last_month = _month_anchor(last_day, lower=False, nearest=signed) if last_day else None
@@ -199,16 +202,10 @@ def _split(filters: Filters, *, signed: bool = False) -> _Split:
     days: list[tuple[int, str, str]] = []
     if first_day is not None and first_month is not None:
         months.append("r.month >= :cells_first_month")
-        if first_day < first_month:
-            days.append((1, "cells_first_day", "cells_first_month"))
-        elif first_month < first_day:
-            days.append((-1, "cells_first_month", "cells_first_day"))
+        days += _between(params, "cells_first_day", "cells_first_month")
     if last_day is not None and last_month is not None:
         months.append("r.month < :cells_last_month")
-        if last_month < last_day:
-            days.append((1, "cells_last_month", "cells_last_day"))
-        elif last_day < last_month:
-            days.append((-1, "cells_last_day", "cells_last_month"))
+        days += _between(params, "cells_last_month", "cells_last_day")
     return _Split(" AND ".join(months), days, edges, params)
 
 

@@ -10,9 +10,13 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 SMALL_COUNT_THRESHOLD = 5
+TIME_ZONE = "Europe/Paris"
+"""Months and days of every indicator are calendar ones in this zone."""
+PARIS = ZoneInfo(TIME_ZONE)
 """Open-data cells under this count are suppressed (statistical secrecy)."""
 
 
@@ -117,6 +121,15 @@ def month_starts(until: date, months: int) -> list[date]:
         starts.append(date(year, month, 1))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return starts[::-1]
+
+
+def paris_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=PARIS)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after the month of `day`."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def monthly_average(total: int, months: int) -> float:

@@ -5,30 +5,29 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from maillage_common.db.unit_of_work import UnitOfWork
 from maillage_statistics.db.indicators import (
-    TIME_ZONE,
     IndicatorQueries,
     Row,
     read_in_one_snapshot,
 )
 from maillage_statistics.domain.rules import (
+    PARIS,
     Filters,
     SiteActType,
     UsageRule,
     UsageStatus,
     monthly_average,
     months_between,
+    next_month,
+    paris_midnight,
     shares,
     site_act_type,
     suppress_small,
 )
-
-PARIS = ZoneInfo(TIME_ZONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +125,7 @@ async def _territory(q: IndicatorQueries, f: Filters, _: IndicatorParameters) ->
 async def _site_usage(q: IndicatorQueries, f: Filters, p: IndicatorParameters) -> list[Row]:
     reference = (f.until - timedelta(microseconds=1)) if f.until else p.now()
     months = p.usage_rule.window(reference.astimezone(PARIS).date())
-    window = (_paris_midnight(months[0]), _paris_midnight(_next_month(months[-1])))
+    window = (paris_midnight(months[0]), paris_midnight(next_month(months[-1])))
     per_site: dict[str, dict[str, Any]] = {}
     monthly: dict[str, dict[str, int]] = defaultdict(dict)
     for row in await q.site_monthly_sessions(f, window):
@@ -151,7 +150,7 @@ async def _usage(q: IndicatorQueries, f: Filters, p: IndicatorParameters) -> lis
     # monthly profile (a few hundred at most) instead of once per site.
     reference = (f.until - timedelta(microseconds=1)) if f.until else p.now()
     months = p.usage_rule.window(reference.astimezone(PARIS).date())
-    window = (_paris_midnight(months[0]), _paris_midnight(_next_month(months[-1])))
+    window = (paris_midnight(months[0]), paris_midnight(next_month(months[-1])))
     counts: Counter[str] = Counter()
     for row in await q.usage_profiles(f, window, months):
         counts[p.usage_rule.status(row["monthly_sessions"]).value] += row["sites"]
@@ -361,11 +360,3 @@ def _general_medicine_share(specialties: list[Row], sites: int, code: str) -> fl
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _paris_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=PARIS)
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
