@@ -32,6 +32,7 @@ from maillage_statistics.use_cases.indicators import IndicatorParameters, comput
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_statistics"
+NO_BROKER = "127.0.0.1:9"
 
 
 async def test_known_answers_survive_duplicates_and_any_order(
@@ -39,7 +40,8 @@ async def test_known_answers_survive_duplicates_and_any_order(
 ) -> None:
     scenario = history()
     token = mint("coordinator")
-    async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (
+    # No broker: the consumer must not fold other tests' events while this one truncates.
+    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS=NO_BROKER) as (
         app,
         client,
     ):
@@ -174,7 +176,11 @@ async def test_usage_status_counts_the_statuses_of_site_usage(
     service_app: ServiceApp, history: Callable[[], Any], checks: Any
 ) -> None:
     scenario = history()
-    async with service_app(PACKAGE, consumer_group=f"stats-{uuid.uuid4().hex[:8]}") as (app, _):
+    # No broker: both reads must see the same rows, with no other test's events arriving.
+    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS=NO_BROKER) as (
+        app,
+        _,
+    ):
         runtime: Runtime = app.state.runtime
         await checks.apply_in_process(runtime, scenario.events)
         for filters, rule in [
