@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import text
 
+from maillage.booking.v1 import events_pb2 as booking
+from maillage.common.v1 import types_pb2 as common
+from maillage.session_signalling.v1 import events_pb2 as sessions
 from maillage_common.events.catalogue import topic_of
 from maillage_common.events.envelope import Event, encode_headers
 from maillage_devstack.infra import run_psql
 from maillage_devstack.pytest_plugin import Mint, ServiceApp
-from maillage_statistics.rebuild import rebuild
+from maillage_statistics.db.projections import apply_batch
+from maillage_statistics.db.rebuild import defer_rollups
+from maillage_statistics.handlers.projection import PROJECTORS_BY_TYPE
+from maillage_statistics.rebuild import _balanced, rebuild
 from maillage_statistics.settings import StatisticsSettings
 
 pytestmark = pytest.mark.integration
@@ -89,7 +98,10 @@ async def test_events_through_the_broker_then_a_rebuild_gives_identical_indicato
 
             settings = app.state.runtime.settings
             assert isinstance(settings, StatisticsSettings)
-            report = await rebuild(settings, schema=rebuilt_schema, consumer=rebuild_group)
+            report = await rebuild(
+                settings, schema=rebuilt_schema, consumer=rebuild_group, workers=2
+            )
+        assert report.workers == 2  # the shared broker holds many partitions: two processes
         assert report.applied >= len(scenario.events)
         assert report.duplicates >= len(scenario.shuffled_with_duplicates(11)) - len(
             scenario.events
@@ -120,3 +132,84 @@ async def _metrics_with(client: httpx.AsyncClient, needle: str) -> str:
         while needle not in (text := (await client.get("/metrics")).text):
             await asyncio.sleep(0.5)
     return text
+
+
+def test_partitions_are_dealt_whole_to_the_lightest_worker() -> None:
+    sizes = {"a": 900, "b": 500, "c": 400, "d": 300, "e": 100}
+    cut = {TopicPartition(topic, 0): (10, 10 + size) for topic, size in sizes.items()}
+    shares = _balanced(cut, 2)
+    assert sorted(tp.topic for share in shares for tp in share) == sorted(sizes)
+    assert all(share[tp] == cut[tp][1] for share in shares for tp in share)  # read up to the cut
+    loads = sorted(sum(sizes[tp.topic] for tp in share) for share in shares)
+    assert loads == [1000, 1200]  # largest first to the lightest: 500+400+100, 900+300
+    # More workers than partitions: no idle worker is started.
+    assert len(_balanced(dict(list(cut.items())[:1]), 4)) == 1
+    assert _balanced({}, 2) == []
+
+
+@pytest.mark.integration
+async def test_two_rebuild_workers_folding_the_same_rows_wait_and_never_deadlock(
+    service_app: ServiceApp, checks: Any
+) -> None:
+    """Each batch locks rows in one order (projection, then key), whatever its write order."""
+    appointments = sorted(str(uuid.uuid4()) for _ in range(2))
+    first, second = (_fulfilled(checks, appointment) for appointment in appointments)
+    session = _ended_session(checks, appointments[0])
+
+    def writes(*events: Event[Any]) -> list[Any]:
+        return [write for event in events for write in PROJECTORS_BY_TYPE[event.type](event)]
+
+    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+        app,
+        _,
+    ):
+        runtime = app.state.runtime
+
+        async def other_worker() -> None:
+            async with runtime.unit_of_work() as uow:
+                await defer_rollups(uow.session)
+                # Session first, then the appointments in reverse key order: locked in the
+                # write order, this would hold both rows the first worker needs next.
+                await apply_batch(uow.session, writes(session, second, first))
+                await uow.commit()
+
+        async with runtime.unit_of_work() as uow:
+            await defer_rollups(uow.session)
+            await apply_batch(uow.session, writes(first))
+            waiting = asyncio.create_task(other_worker())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # waiting on the first appointment, holding nothing
+            await apply_batch(uow.session, writes(second, session))
+            await uow.commit()
+        await waiting
+        async with runtime.unit_of_work() as uow:
+            found = await uow.session.execute(
+                text("SELECT count(*) FROM appointment WHERE appointment_id = ANY(:ids)"),
+                {"ids": appointments},
+            )
+            assert found.scalar_one() == 2
+
+
+def _fulfilled(checks: Any, appointment: str) -> Event[Any]:
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    stamp = Timestamp()
+    stamp.FromDatetime(start)
+    message = booking.AppointmentFulfilled(
+        appointment_id=appointment, site_id="S-lock", responder_id="R-lock",
+        specialty_code="SM54", act=common.ACT_TELECONSULTATION, departement="Z8",
+        start=stamp, recorded_at=stamp,
+    )  # fmt: skip
+    return checks.event(message, appointment, start)
+
+
+def _ended_session(checks: Any, appointment: str) -> Event[Any]:
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    stamp = Timestamp()
+    stamp.FromDatetime(start)
+    session = str(uuid.uuid4())
+    message = sessions.SessionEnded(
+        session_id=session, appointment_id=appointment, site_id="S-lock",
+        responder_id="R-lock", specialty_code="SM54", act=common.ACT_TELECONSULTATION,
+        departement="Z8", started_at=stamp, ended_at=stamp, live_seconds=600,
+    )  # fmt: skip
+    return checks.event(message, session, start)

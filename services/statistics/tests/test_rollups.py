@@ -31,6 +31,7 @@ from maillage_statistics.db.indicators import (
     _split,
     _teleconsultation_cells,
 )
+from maillage_statistics.db.rebuild import refresh_rollups
 from maillage_statistics.domain.rules import PARIS, Filters
 from maillage_statistics.handlers import project_event
 
@@ -266,6 +267,42 @@ async def test_rollups_equal_the_base_tables_under_duplicates_reorders_and_delet
         for name, (rolled, computed) in refreshed.items():
             assert rolled == computed, name
         await _assert_departement_quality(runtime, scenario.departement)
+        presence = await _presence(runtime)
+
+        # The rebuild's refresh in lanes (month and day side by side) gives the same rows...
+        await refresh_rollups(runtime.sessions, work_mem="16MB")
+        assert await _rollups_and_bases(runtime, scenario.departement) == refreshed
+        assert await _presence(runtime) == presence
+        # ...and does recompute them: after another deferred change, they follow the bases.
+        async with runtime.unit_of_work() as uow:
+            await uow.session.execute(text("SET LOCAL statistics.defer_rollups = 'on'"))
+            await uow.session.execute(
+                text("DELETE FROM expertise WHERE site_id IN (SELECT site_id FROM site "
+                     "WHERE departement = :d)"),
+                {"d": scenario.departement},
+            )  # fmt: skip
+            await uow.session.execute(
+                text("""UPDATE session SET started_at = started_at + interval '1 day'
+                        WHERE departement = :d AND act = 'teleconsultation'"""),
+                {"d": scenario.departement},
+            )
+            await uow.commit()
+        assert await _rollups_and_bases(runtime, scenario.departement) != refreshed
+        await refresh_rollups(runtime.sessions, work_mem="16MB")
+        for name, (rolled, computed) in (
+            await _rollups_and_bases(runtime, scenario.departement)
+        ).items():
+            assert rolled == computed, name
+        await _assert_departement_quality(runtime, scenario.departement)
+        assert await _presence(runtime) != presence
+
+
+async def _presence(runtime: Runtime) -> set[tuple[Any, ...]]:
+    async with runtime.unit_of_work() as uow:
+        rows = await uow.session.execute(
+            text("SELECT kind, specialty_code, who, days::text FROM specialty_presence")
+        )
+        return {tuple(row) for row in rows}
 
 
 async def _assert_departement_quality(runtime: Runtime, departement: str) -> None:

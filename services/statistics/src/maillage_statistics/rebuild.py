@@ -1,6 +1,7 @@
 """Rebuild the projections from the beginning of every topic into fresh tables.
 
     python -m maillage_statistics.rebuild [--schema NAME] [--consumer NAME] [--in-place]
+                                          [--batch-size N] [--workers N]
 
 Reads every partition of every consumed topic from its first offset up to the end offsets
 seen at start (a consistent cut), with no committed consumer-group offsets (a fresh reader),
@@ -8,8 +9,13 @@ and folds the events through the SAME projector functions as the live consumer. 
 handled in batches: one transaction claims a batch's ce_ids in the inbox (duplicates and
 replays have no second effect) and folds it with one COPY and one upsert per projection,
 while the next batch is read and decoded.
-Idempotency by ce_id: the target starts empty, ce_ids already folded are remembered in
-memory and their inbox rows are COPYed (no per-row conflict check).
+The partitions are dealt to `--workers` processes (each partition to one, balanced by record
+count), which fold side by side: decoding and projecting are Python work that one process
+cannot spread over two cores. Their batches lock projection rows in one global order (table,
+then key), so two workers touching the same row wait for each other and never deadlock.
+Idempotency by ce_id: the target starts empty and each worker remembers the ce_ids it folded
+(a duplicate has the key, hence the partition, of its original); a claim already in the inbox
+is skipped, and folding an event twice changes no projection row anyway.
 The live consumer commits one record per transaction, which is right for steady traffic but
 far too slow for replaying millions of events; the folds are order-independent, so batching
 changes nothing in the result.
@@ -23,9 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -60,6 +67,7 @@ class RebuildReport:
     """What a rebuild read and folded, and how fast."""
 
     schema: str
+    workers: int
     records: int
     applied: int
     duplicates: int
@@ -79,6 +87,7 @@ async def rebuild(
     consumer: str,
     in_place: bool = False,
     batch_size: int | None = None,
+    workers: int | None = None,
 ) -> RebuildReport:
     """Replay every topic into `schema` (created and migrated if needed, then emptied)."""
     if schema == settings.owned_schema and not in_place:
@@ -88,36 +97,155 @@ async def rebuild(
     engine = create_engine(target)
     sessions = create_session_factory(engine)
     try:
-        # Always into empty tables: the claims below are COPYed, deduplicated in memory.
+        # Always into empty tables: the result is the topics' fold, nothing left from before.
         async with sessions.begin() as session:
             await truncate_projections(session, consumer)
         started = time.perf_counter()
-        counts = await _replay(
-            target, sessions, consumer, batch_size or settings.rebuild_batch_size
+        cut = await _cut(target)
+        shares = [
+            _Share(target, consumer, batch_size or settings.rebuild_batch_size, partitions)
+            for partitions in _balanced(cut, workers or settings.rebuild_workers)
+        ]
+        counts = await _fold_shares(shares)
+        # Recomputing the touched cells per batch would re-read each (site, month) once per
+        # batch touching it (quadratic over a long history); one pass over the base rows.
+        mark = time.perf_counter()
+        await refresh_rollups(sessions, work_mem=settings.rebuild_work_mem)
+        counts.phases["rollups"] = time.perf_counter() - mark
+        return RebuildReport(
+            schema,
+            len(shares),
+            counts.records,
+            counts.applied,
+            counts.duplicates,
+            counts.skipped,
+            counts.phases,
+            seconds=time.perf_counter() - started,
         )
-        return RebuildReport(schema, *counts, seconds=time.perf_counter() - started)
     finally:
         await engine.dispose()
 
 
-async def _replay(
-    settings: StatisticsSettings, sessions: Any, consumer_name: str, batch_size: int
-) -> tuple[int, int, int, int, dict[str, float]]:
+@dataclass(frozen=True, slots=True)
+class _Share:
+    """One worker's part of the replay: its partitions and the offset to read each up to."""
+
+    settings: StatisticsSettings
+    consumer: str
+    batch_size: int
+    end: dict[TopicPartition, int]
+
+
+@dataclass(slots=True)
+class _Counts:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    # Busy time per stage, summed over the workers.
+    phases: dict[str, float] = field(
+        default_factory=lambda: {"broker": 0.0, "decode": 0.0, "database": 0.0}
+    )
+
+    def add(self, other: _Counts) -> None:
+        self.records += other.records
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.skipped += other.skipped
+        for stage, seconds in other.phases.items():
+            self.phases[stage] = self.phases.get(stage, 0.0) + seconds
+
+
+async def _cut(settings: StatisticsSettings) -> dict[TopicPartition, tuple[int, int]]:
+    """Every partition holding records, with its first offset and its end offset now."""
     topics = consumers()[0].topics
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    await reader.start()
+    try:
+        existing = await reader.topics()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in existing
+            for partition in sorted(reader.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return {}
+        first = await reader.beginning_offsets(partitions)
+        end = await reader.end_offsets(partitions)
+    finally:
+        await reader.stop()
+    return {tp: (first[tp], end[tp]) for tp in partitions if end[tp] > first[tp]}
+
+
+def _balanced(
+    cut: dict[TopicPartition, tuple[int, int]], workers: int
+) -> list[dict[TopicPartition, int]]:
+    """The partitions dealt to at most `workers` shares, largest first to the lightest share.
+
+    A partition is read by one worker only: its events stay in order and a duplicate (same
+    key, same partition) is recognised by the worker that already folded it.
+    """
+    loads = [0] * workers
+    shares: list[dict[TopicPartition, int]] = [{} for _ in range(workers)]
+    for partition, (first, end) in sorted(
+        cut.items(), key=lambda item: item[1][1] - item[1][0], reverse=True
+    ):
+        lightest = loads.index(min(loads))
+        shares[lightest][partition] = end
+        loads[lightest] += end - first
+    return [share for share in shares if share]
+
+
+async def _fold_shares(shares: Sequence[_Share]) -> _Counts:
+    total = _Counts()
+    if len(shares) == 1:
+        total.add(await _fold_share(shares[0]))
+    elif shares:
+        # Decoding and folding are Python work, bound to one core by the GIL: each share gets
+        # its own process (and database connection), PostgreSQL and the broker the rest.
+        for counts in await asyncio.to_thread(_fold_in_processes, shares):
+            total.add(counts)
+    return total
+
+
+def _fold_in_processes(shares: Sequence[_Share]) -> list[_Counts]:
+    # spawn, not fork: the parent runs an event loop and threads that a fork would copy.
+    with multiprocessing.get_context("spawn").Pool(len(shares)) as pool:
+        # Unordered: the first failure surfaces at once, and leaving the block terminates
+        # the other workers (their open transactions roll back; a rebuild starts empty).
+        return list(pool.imap_unordered(_fold_share_in_process, shares))
+
+
+def _fold_share_in_process(share: _Share) -> _Counts:
+    return asyncio.run(_fold_share(share))
+
+
+async def _fold_share(share: _Share) -> _Counts:
     reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=share.settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=settings.kafka_max_message_bytes * 2,
+        max_partition_fetch_bytes=share.settings.kafka_max_message_bytes * 2,
     )
     await reader.start()
+    engine = create_engine(share.settings)
+    try:
+        reader.assign(list(share.end))
+        await reader.seek_to_beginning(*share.end)
+        counts = await _replay(share, create_session_factory(engine), reader)
+    finally:
+        await reader.stop()
+        await engine.dispose()
+    _log.info("rebuild_share_folded", partitions=len(share.end), records=counts.records)
+    return counts
+
+
+async def _replay(share: _Share, sessions: Any, reader: AIOKafkaConsumer) -> _Counts:
     catalogue = EventCatalogue.load()
-    records = applied = duplicates = skipped = 0
+    counts = _Counts()
+    phases = counts.phases
     clock = time.perf_counter
-    # Busy time per stage: reading and decoding overlap the database's folding of the
-    # previous batch (PostgreSQL works on one core while Python decodes on the other).
-    phases = {"broker": 0.0, "decode": 0.0, "database": 0.0, "rollups": 0.0}
     positions: dict[TopicPartition, int] = {}
     # ce_ids folded so far (as ints: ~80 bytes each, 80 MB per million events).
     seen: set[int] = set()
@@ -125,12 +253,10 @@ async def _replay(
     decoded: asyncio.Queue[tuple[list[tuple[Any, str]], list[Any]] | None] = asyncio.Queue(2)
 
     async def read_and_decode() -> None:
-        nonlocal records, applied, duplicates, skipped
-        end = await _assign_all(reader, topics)
         idle = False
-        while await _behind(reader, end, positions, refresh=idle):
+        while await _behind(reader, share.end, positions, refresh=idle):
             mark = clock()
-            batches = await reader.getmany(timeout_ms=500, max_records=batch_size)
+            batches = await reader.getmany(timeout_ms=500, max_records=share.batch_size)
             phases["broker"] += clock() - mark
             batch = [record for part in batches.values() for record in part]
             idle = not batch
@@ -138,20 +264,20 @@ async def _replay(
                 positions[partition] = part[-1].offset + 1
             if not batch:
                 continue
-            records += len(batch)
+            counts.records += len(batch)
             mark = clock()
             # In a worker thread: the event loop stays free to send the previous batch's
             # statements as their answers arrive, instead of after a whole batch's decoding.
             events = await asyncio.to_thread(_decode, batch, catalogue)
-            skipped += len(batch) - len(events)
+            counts.skipped += len(batch) - len(events)
             fresh: list[Event[Any]] = []
             for event in events:
                 if event.id.int in seen:
-                    duplicates += 1
+                    counts.duplicates += 1
                 else:
                     seen.add(event.id.int)
                     fresh.append(event)
-            applied += len(fresh)
+            counts.applied += len(fresh)
             writes = await asyncio.to_thread(_project, fresh)
             phases["decode"] += clock() - mark
             await decoded.put(([(event.id, event.type) for event in fresh], writes))
@@ -162,40 +288,17 @@ async def _replay(
             claims, writes = work
             mark = clock()
             async with sessions.begin() as session:
-                # Rollups are recomputed once at the end, not per batch (see below).
+                # Rollups are recomputed once at the end, not per batch (see `rebuild`).
                 await defer_rollups(session)
-                await copy_claims(session, settings.owned_schema, consumer_name, claims)
+                await copy_claims(session, share.consumer, claims)
                 await apply_batch(session, writes)
             phases["database"] += clock() - mark
 
-    try:
-        # A failure on either side cancels the other: nothing is half-reported.
-        async with asyncio.TaskGroup() as stages:
-            stages.create_task(read_and_decode())
-            stages.create_task(fold())
-    finally:
-        await reader.stop()
-    # Recomputing the touched cells per batch would re-read each (site, month) once per batch
-    # touching it (quadratic over a long history); one pass over the base rows instead.
-    mark = clock()
-    async with sessions.begin() as session:
-        await refresh_rollups(session, work_mem=settings.rebuild_work_mem)
-    phases["rollups"] = clock() - mark
-    return records, applied, duplicates, skipped, phases
-
-
-async def _assign_all(reader: AIOKafkaConsumer, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    existing = await reader.topics()
-    partitions = [
-        TopicPartition(topic, partition)
-        for topic in topics
-        if topic in existing
-        for partition in sorted(reader.partitions_for_topic(topic) or ())
-    ]
-    reader.assign(partitions)
-    await reader.seek_to_beginning(*partitions)
-    end: dict[TopicPartition, int] = await reader.end_offsets(partitions)
-    return {partition: offset for partition, offset in end.items() if offset > 0}
+    # A failure on either side cancels the other: nothing is half-reported.
+    async with asyncio.TaskGroup() as stages:
+        stages.create_task(read_and_decode())
+        stages.create_task(fold())
+    return counts
 
 
 async def _behind(
@@ -241,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--in-place", action="store_true", help="allow rebuilding the live schema itself"
     )
     parser.add_argument("--batch-size", type=int, default=settings.rebuild_batch_size)
+    parser.add_argument("--workers", type=int, default=settings.rebuild_workers)
     args = parser.parse_args(argv)
     report = asyncio.run(
         rebuild(
@@ -249,11 +353,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             consumer=args.consumer,
             in_place=args.in_place,
             batch_size=args.batch_size,
+            workers=args.workers,
         )
     )
     print(
         f"rebuilt {report.schema}: {report.records} records, {report.applied} applied, "
-        f"{report.duplicates} duplicates, {report.skipped} skipped in {report.seconds:.1f} s "
+        f"{report.duplicates} duplicates, {report.skipped} skipped by {report.workers} workers "
+        f"in {report.seconds:.1f} s "
         f"({report.events_per_second:,.0f} events/s)"
     )
 

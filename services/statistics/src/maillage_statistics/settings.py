@@ -41,6 +41,12 @@ class StatisticsSettings(ServiceSettings):
         "together with the schema when cutting over to a rebuilt schema",
     )
     rebuild_batch_size: int = Field(default=5000, ge=1)
+    rebuild_workers: int = Field(
+        default=2,
+        ge=1,
+        description="processes that read and fold the rebuild's partitions side by side "
+        "(decoding is CPU-bound Python: about one per core PostgreSQL can spare)",
+    )
     rebuild_work_mem: str = Field(
         default="256MB",
         pattern=r"^[1-9][0-9]*(kB|MB|GB)$",

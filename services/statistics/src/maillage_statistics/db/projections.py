@@ -82,14 +82,17 @@ class StagedUpsert:
 
 def _staged_upsert(table: Table, conflict: str) -> StagedUpsert:
     stage = f"{table.name}_stage"
+    key = next(iter(table.primary_key.columns)).name
     columns = tuple(column.name for column in table.columns)
     names = ", ".join(columns)
     return StagedUpsert(
         stage,
         columns,
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS)",
+        # In key order: concurrent rebuild workers lock shared rows in one order (no deadlock).
         f"""WITH staged AS (DELETE FROM {stage} RETURNING {names})
-            INSERT INTO {table.name} ({names}) SELECT {names} FROM staged {conflict}""",
+            INSERT INTO {table.name} ({names}) SELECT {names} FROM staged ORDER BY {key}
+            {conflict}""",
     )
 
 
@@ -265,8 +268,10 @@ def fold(writes: Sequence[Write]) -> dict[str, list[dict[str, Any]]]:
 async def apply_batch(session: AsyncSession, writes: Sequence[Write]) -> None:
     """Fold many writes, then one COPY and one upsert per projection (the rebuild)."""
     driver = await driver_connection(session)
-    for table, rows in fold(writes).items():
-        staged = STAGED_UPSERTS[table]
+    folded = fold(writes)
+    # Tables in one fixed order too (see `_staged_upsert`).
+    for table in (name for name in PROJECTIONS if name in folded):
+        rows, staged = folded[table], STAGED_UPSERTS[table]
         await driver.execute(staged.create)
         # Keys are unique after the fold, as one multi-row ON CONFLICT requires.
         await driver.copy_records_to_table(
