@@ -50,5 +50,5 @@ class StatisticsSettings(ServiceSettings):
     rebuild_work_mem: str = Field(
         default="256MB",
         pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
-        description="PostgreSQL work_mem of the rebuild's final rollup refresh (one connection)",
+        description="PostgreSQL work_mem of each of the rebuild's two rollup refresh connections",
     )
