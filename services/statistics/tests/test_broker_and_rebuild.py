@@ -213,3 +213,15 @@ def _ended_session(checks: Any, appointment: str) -> Event[Any]:
         departement="Z8", started_at=stamp, ended_at=stamp, live_seconds=600,
     )  # fmt: skip
     return checks.event(message, session, start)
+
+
+async def test_a_rebuild_refuses_zero_workers_or_batches_before_touching_anything() -> None:
+    unreachable = StatisticsSettings(
+        DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:9/none",
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9",
+        AUTH_JWKS_URL="http://127.0.0.1:9/jwks.json",
+        AUTH_ISSUER="nobody",
+    )
+    for knobs in ({"workers": 0}, {"batch_size": -1}):
+        with pytest.raises(ValueError, match="at least 1"):
+            await rebuild(unreachable, schema="statistics_rb", consumer="rb", **knobs)

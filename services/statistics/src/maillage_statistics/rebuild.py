@@ -92,6 +92,8 @@ async def rebuild(
     """Replay every topic into `schema` (created and migrated if needed, then emptied)."""
     if schema == settings.owned_schema and not in_place:
         raise ValueError(f"{schema} is the live schema: pass in_place to rebuild it")
+    if (batch_size is not None and batch_size < 1) or (workers is not None and workers < 1):
+        raise ValueError("batch_size and workers must be at least 1")
     target = settings.model_copy(update={"database_schema": schema})
     await asyncio.to_thread(upgrade, target, MIGRATIONS)
     engine = create_engine(target)
@@ -335,6 +337,13 @@ def _project(events: Sequence[Event[Any]]) -> list[Any]:
     return [write for event in events for write in PROJECTORS_BY_TYPE[event.type](event)]
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     settings = StatisticsSettings.from_environment()
     parser = argparse.ArgumentParser(prog="python -m maillage_statistics.rebuild")
@@ -343,8 +352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--in-place", action="store_true", help="allow rebuilding the live schema itself"
     )
-    parser.add_argument("--batch-size", type=int, default=settings.rebuild_batch_size)
-    parser.add_argument("--workers", type=int, default=settings.rebuild_workers)
+    parser.add_argument("--batch-size", type=_at_least_one, default=settings.rebuild_batch_size)
+    parser.add_argument("--workers", type=_at_least_one, default=settings.rebuild_workers)
     args = parser.parse_args(argv)
     report = asyncio.run(
         rebuild(
