@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +30,12 @@ from maillage_devstack.pytest_plugin import Mint, ServiceApp
 from maillage_statistics.db.projections import apply_batch
 from maillage_statistics.db.rebuild import defer_rollups
 from maillage_statistics.handlers.projection import PROJECTORS_BY_TYPE
-from maillage_statistics.rebuild import _balanced, rebuild
+from maillage_statistics.rebuild import (
+    RebuildWorkerError,
+    _balanced,
+    _run_in_processes,
+    rebuild,
+)
 from maillage_statistics.settings import StatisticsSettings
 
 pytestmark = pytest.mark.integration
@@ -225,3 +236,53 @@ async def test_a_rebuild_refuses_zero_workers_or_batches_before_touching_anythin
     for knobs in ({"workers": 0}, {"batch_size": -1}):
         with pytest.raises(ValueError, match="at least 1"):
             await rebuild(unreachable, schema="statistics_rb", consumer="rb", **knobs)
+
+
+def _answer_or_fail(job: tuple[str, int], answer: Connection) -> None:
+    """A stand-in worker (spawned: it must be importable from this module)."""
+    kind, value = job
+    if kind == "die":
+        os._exit(value)  # as a worker killed by the kernel: no answer, no cleanup
+    if kind == "sleep":
+        time.sleep(value)
+    if kind == "raise":
+        answer.send(_failure(value))
+    else:
+        answer.send(value)
+    answer.close()
+
+
+def _failure(value: int) -> Any:
+    try:
+        raise LookupError(f"partition {value} is gone")
+    except LookupError:
+        import traceback
+
+        from maillage_statistics.rebuild import _WorkerFailure
+
+        return _WorkerFailure(traceback.format_exc())
+
+
+@pytest.fixture
+def importable_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned children import `_answer_or_fail` by this module's name: give them its root."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[__name__.count(".")]))
+
+
+@pytest.mark.usefixtures("importable_here")
+def test_worker_processes_answer_in_job_order() -> None:
+    assert _run_in_processes(_answer_or_fail, [("sleep", 1), ("value", 2)]) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("failing", "reason"),
+    [(("die", 3), "died (exit code 3)"), (("raise", 7), "LookupError: partition 7 is gone")],
+)
+@pytest.mark.usefixtures("importable_here")
+def test_a_worker_that_fails_or_dies_stops_the_others_and_is_reported(
+    failing: tuple[str, int], reason: str
+) -> None:
+    # A `multiprocessing.Pool` would wait forever for the task of a worker that died.
+    with pytest.raises(RebuildWorkerError, match=re.escape(reason)):
+        _run_in_processes(_answer_or_fail, [("sleep", 600), failing])
+    assert multiprocessing.active_children() == []  # the sleeper was terminated, not left

@@ -31,9 +31,12 @@ import argparse
 import asyncio
 import multiprocessing
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -206,21 +209,72 @@ async def _fold_shares(shares: Sequence[_Share]) -> _Counts:
     elif shares:
         # Decoding and folding are Python work, bound to one core by the GIL: each share gets
         # its own process (and database connection), PostgreSQL and the broker the rest.
-        for counts in await asyncio.to_thread(_fold_in_processes, shares):
+        for counts in await asyncio.to_thread(_run_in_processes, _fold_share_in_process, shares):
             total.add(counts)
     return total
 
 
-def _fold_in_processes(shares: Sequence[_Share]) -> list[_Counts]:
+class RebuildWorkerError(RuntimeError):
+    """A rebuild worker process failed or died; the others were stopped."""
+
+
+def _run_in_processes(target: Callable[[Any, Connection], None], jobs: Sequence[Any]) -> list[Any]:
+    """`target(job, answer)` for each job in its own process; their answers, in job order.
+
+    The first failure, or a worker that dies without answering (killed, out of memory),
+    terminates the others and raises `RebuildWorkerError`: no worker is left running, and the
+    caller is never left waiting for an answer that cannot come (a `multiprocessing.Pool`
+    waits forever for the task of a worker killed under it).
+    """
     # spawn, not fork: the parent runs an event loop and threads that a fork would copy.
-    with multiprocessing.get_context("spawn").Pool(len(shares)) as pool:
-        # Unordered: the first failure surfaces at once, and leaving the block terminates
-        # the other workers (their open transactions roll back; a rebuild starts empty).
-        return list(pool.imap_unordered(_fold_share_in_process, shares))
+    context = multiprocessing.get_context("spawn")
+    pending: dict[Connection, tuple[int, BaseProcess]] = {}
+    started: list[tuple[BaseProcess, Connection]] = []
+    answers: dict[int, Any] = {}
+    try:
+        for index, job in enumerate(jobs):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=target, args=(job, sender), daemon=True)
+            process.start()
+            sender.close()  # the child holds the only writer: its death reads as EOF here
+            pending[receiver] = (index, process)
+            started.append((process, receiver))
+        while pending:
+            for ready in wait(list(pending)):
+                receiver = cast(Connection, ready)
+                index, finished = pending.pop(receiver)
+                try:
+                    answer = receiver.recv()
+                except EOFError:
+                    finished.join()
+                    raise RebuildWorkerError(
+                        f"rebuild worker {index} died (exit code {finished.exitcode})"
+                    ) from None
+                if isinstance(answer, _WorkerFailure):
+                    raise RebuildWorkerError(f"rebuild worker {index} failed:\n{answer.trace}")
+                answers[index] = answer
+        return [answers[index] for index in range(len(jobs))]
+    finally:
+        for worker, receiver in started:
+            if worker.is_alive():
+                worker.terminate()  # its open transaction rolls back; a rebuild starts empty
+            worker.join()
+            receiver.close()
 
 
-def _fold_share_in_process(share: _Share) -> _Counts:
-    return asyncio.run(_fold_share(share))
+@dataclass(frozen=True, slots=True)
+class _WorkerFailure:
+    # The traceback as text: a driver's exception may not survive pickling.
+    trace: str
+
+
+def _fold_share_in_process(share: _Share, answer: Connection) -> None:
+    try:
+        answer.send(asyncio.run(_fold_share(share)))
+    except Exception:  # reported to the parent, which raises it
+        answer.send(_WorkerFailure(traceback.format_exc()))
+    finally:
+        answer.close()
 
 
 async def _fold_share(share: _Share) -> _Counts:
