@@ -433,6 +433,35 @@ class Checks:
     since = SINCE
     until = UNTIL
     event = staticmethod(make_event)
+    # `service_app(PACKAGE, **checks.without_broker)`: an instance whose consumer cannot fold
+    # other tests' events into the tables a test folds its own into, in-process.
+    without_broker: dict[str, Any] = {"wait_ready": False, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+
+    @staticmethod
+    def hand_fulfilled_and_its_session() -> tuple[str, Event[Any], Event[Any]]:
+        """An appointment recorded fulfilled by hand, and the ended session that names it."""
+        appointment, session = _id(), _id()
+        start = datetime(2026, 2, 12, 10, tzinfo=UTC)
+        stamp, end = Timestamp(), Timestamp()
+        stamp.FromDatetime(start)
+        end.FromDatetime(start + timedelta(minutes=15))
+        context: dict[str, Any] = {
+            "site_id": _id(), "responder_id": _id(),
+            "specialty_code": "SM54", "act": common.ACT_TELECONSULTATION, "departement": "Z9",
+            "mode": common.CONSULTATION_MODE_SCHEDULED, "assistance": common.ASSISTANCE_ASSISTED,
+        }  # fmt: skip
+        fulfilled = booking.AppointmentFulfilled(
+            appointment_id=appointment, **context, start=stamp, recorded_at=stamp
+        )
+        ended = sessions.SessionEnded(
+            session_id=session, appointment_id=appointment, **context,
+            started_at=stamp, ended_at=end, live_seconds=900,
+        )  # fmt: skip
+        return (
+            appointment,
+            make_event(fulfilled, appointment, start),
+            make_event(ended, session, start),
+        )
 
     @staticmethod
     async def apply_in_process(runtime: Runtime, events: Sequence[Event[Any]]) -> None:

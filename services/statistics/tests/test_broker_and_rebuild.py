@@ -7,9 +7,9 @@ import multiprocessing
 import os
 import re
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 
-from maillage.booking.v1 import events_pb2 as booking
-from maillage.common.v1 import types_pb2 as common
-from maillage.session_signalling.v1 import events_pb2 as sessions
 from maillage_common.events.catalogue import topic_of
 from maillage_common.events.envelope import Event, encode_headers
 from maillage_devstack.infra import run_psql
@@ -34,6 +30,7 @@ from maillage_statistics.rebuild import (
     RebuildWorkerError,
     _balanced,
     _run_in_processes,
+    _WorkerFailure,
     rebuild,
 )
 from maillage_statistics.settings import StatisticsSettings
@@ -163,14 +160,16 @@ async def test_two_rebuild_workers_folding_the_same_rows_wait_and_never_deadlock
     service_app: ServiceApp, checks: Any
 ) -> None:
     """Each batch locks rows in one order (projection, then key), whatever its write order."""
-    appointments = sorted(str(uuid.uuid4()) for _ in range(2))
-    first, second = (_fulfilled(checks, appointment) for appointment in appointments)
-    session = _ended_session(checks, appointments[0])
+    # Two appointments in key order, and the session that names the first.
+    (_, first, session), (_, second, _) = sorted(
+        (checks.hand_fulfilled_and_its_session() for _ in range(2)), key=lambda made: made[0]
+    )
+    appointments = [first.subject, second.subject]
 
     def writes(*events: Event[Any]) -> list[Any]:
         return [write for event in events for write in PROJECTORS_BY_TYPE[event.type](event)]
 
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         _,
     ):
@@ -201,31 +200,6 @@ async def test_two_rebuild_workers_folding_the_same_rows_wait_and_never_deadlock
             assert found.scalar_one() == 2
 
 
-def _fulfilled(checks: Any, appointment: str) -> Event[Any]:
-    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    stamp = Timestamp()
-    stamp.FromDatetime(start)
-    message = booking.AppointmentFulfilled(
-        appointment_id=appointment, site_id="S-lock", responder_id="R-lock",
-        specialty_code="SM54", act=common.ACT_TELECONSULTATION, departement="Z8",
-        start=stamp, recorded_at=stamp,
-    )  # fmt: skip
-    return checks.event(message, appointment, start)
-
-
-def _ended_session(checks: Any, appointment: str) -> Event[Any]:
-    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    stamp = Timestamp()
-    stamp.FromDatetime(start)
-    session = str(uuid.uuid4())
-    message = sessions.SessionEnded(
-        session_id=session, appointment_id=appointment, site_id="S-lock",
-        responder_id="R-lock", specialty_code="SM54", act=common.ACT_TELECONSULTATION,
-        departement="Z8", started_at=stamp, ended_at=stamp, live_seconds=600,
-    )  # fmt: skip
-    return checks.event(message, session, start)
-
-
 async def test_a_rebuild_refuses_zero_workers_or_batches_before_touching_anything() -> None:
     unreachable = StatisticsSettings(
         DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:9/none",
@@ -252,14 +226,10 @@ def _answer_or_fail(job: tuple[str, int], answer: Connection) -> None:
     answer.close()
 
 
-def _failure(value: int) -> Any:
+def _failure(value: int) -> _WorkerFailure:
     try:
         raise LookupError(f"partition {value} is gone")
     except LookupError:
-        import traceback
-
-        from maillage_statistics.rebuild import _WorkerFailure
-
         return _WorkerFailure(traceback.format_exc())
 
 

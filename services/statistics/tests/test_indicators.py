@@ -32,7 +32,6 @@ from maillage_statistics.use_cases.indicators import IndicatorParameters, comput
 
 pytestmark = pytest.mark.integration
 PACKAGE = "maillage_statistics"
-NO_BROKER = "127.0.0.1:9"
 
 
 async def test_known_answers_survive_duplicates_and_any_order(
@@ -41,7 +40,7 @@ async def test_known_answers_survive_duplicates_and_any_order(
     scenario = history()
     token = mint("coordinator")
     # No broker: the consumer must not fold other tests' events while this one truncates.
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS=NO_BROKER) as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         client,
     ):
@@ -177,7 +176,7 @@ async def test_usage_status_counts_the_statuses_of_site_usage(
 ) -> None:
     scenario = history()
     # No broker: both reads must see the same rows, with no other test's events arriving.
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS=NO_BROKER) as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         _,
     ):

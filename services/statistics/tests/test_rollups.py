@@ -5,20 +5,15 @@ deletions; a period read through them equals the same period read from the base 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 
-from maillage.booking.v1 import events_pb2 as booking
-from maillage.common.v1 import types_pb2 as common
-from maillage.session_signalling.v1 import events_pb2 as sessions
 from maillage_common.events.envelope import Event
 from maillage_common.runtime import Runtime
 from maillage_devstack.pytest_plugin import ServiceApp
@@ -211,7 +206,7 @@ async def test_rollups_equal_the_base_tables_under_duplicates_reorders_and_delet
     scenario = history()
     # Events are applied in-process here; a live consumer would replay other tests' events
     # into the same tables, so this instance gets no reachable broker at all.
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         _,
     ):
@@ -503,7 +498,7 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
     service_app: ServiceApp, history: Callable[[], Any], checks: Any
 ) -> None:
     scenario = history()
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         _,
     ):
@@ -651,37 +646,11 @@ async def test_any_period_read_through_the_rollups_equals_the_base_rows(
             assert seen_quality
 
 
-def _hand_fulfilled_and_its_session(checks: Any) -> tuple[str, Event[Any], Event[Any]]:
-    """An appointment recorded fulfilled by hand, and the ended session that names it."""
-    appointment, session = str(uuid.uuid4()), str(uuid.uuid4())
-    start = datetime(2026, 2, 12, 10, tzinfo=UTC)
-    stamp, end = Timestamp(), Timestamp()
-    stamp.FromDatetime(start)
-    end.FromDatetime(start + timedelta(minutes=15))
-    context: dict[str, Any] = {
-        "site_id": str(uuid.uuid4()), "responder_id": str(uuid.uuid4()),
-        "specialty_code": "SM54", "act": common.ACT_TELECONSULTATION, "departement": "Z9",
-        "mode": common.CONSULTATION_MODE_SCHEDULED, "assistance": common.ASSISTANCE_ASSISTED,
-    }  # fmt: skip
-    fulfilled = booking.AppointmentFulfilled(
-        appointment_id=appointment, **context, start=stamp, recorded_at=stamp
-    )
-    ended = sessions.SessionEnded(
-        session_id=session, appointment_id=appointment, **context,
-        started_at=stamp, ended_at=end, live_seconds=900,
-    )  # fmt: skip
-    return (
-        appointment,
-        checks.event(fulfilled, appointment, start),
-        checks.event(ended, session, start),
-    )
-
-
 @pytest.mark.integration
 async def test_a_hand_fulfilled_appointment_and_its_session_folded_at_once_count_once(
     service_app: ServiceApp, checks: Any
 ) -> None:
-    async with service_app(PACKAGE, wait_ready=False, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9") as (
+    async with service_app(PACKAGE, **checks.without_broker) as (
         app,
         _,
     ):
@@ -702,13 +671,13 @@ async def test_a_hand_fulfilled_appointment_and_its_session_folded_at_once_count
                 )
                 return [row[0] for row in rows]
 
-        alone, fulfilled_alone, _ = _hand_fulfilled_and_its_session(checks)
+        alone, fulfilled_alone, _ = checks.hand_fulfilled_and_its_session()
         await fold(fulfilled_alone)
         # No session names it: the appointment itself is the teleconsultation.
         assert await teleconsultations(alone) == [f"appointment:{alone}"]
 
         for first_index in (0, 1):
-            appointment, *events = _hand_fulfilled_and_its_session(checks)
+            appointment, *events = checks.hand_fulfilled_and_its_session()
             first, second = events[first_index], events[1 - first_index]
             # The booking and the session topics are folded by two transactions at once: the
             # second waits for the first's lock on the appointment, then sees what it wrote.

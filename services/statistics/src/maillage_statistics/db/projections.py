@@ -79,10 +79,21 @@ class StagedUpsert:
     create: str
     insert: str
 
+    async def write(
+        self, driver: Any, records: list[tuple[Any, ...]], columns: Sequence[str] = ()
+    ) -> None:
+        """Upsert `records` (of `columns`, by default all; the others take their default) on
+        the asyncpg connection `driver`, in its current transaction."""
+        await driver.execute(self.create)
+        await driver.copy_records_to_table(
+            self.stage, records=records, columns=columns or self.columns
+        )
+        await driver.execute(self.insert)
 
-def _staged_upsert(table: Table, conflict: str) -> StagedUpsert:
+
+def staged_upsert(table: Table, conflict: str) -> StagedUpsert:
     stage = f"{table.name}_stage"
-    key = next(iter(table.primary_key.columns)).name
+    key = ", ".join(column.name for column in table.primary_key.columns)
     columns = tuple(column.name for column in table.columns)
     names = ", ".join(columns)
     return StagedUpsert(
@@ -136,7 +147,7 @@ class Projection:
         return _values_insert(self.table, self.conflict)
 
     def staged_upsert(self) -> StagedUpsert:
-        return _staged_upsert(self.table, self.conflict)
+        return staged_upsert(self.table, self.conflict)
 
     def merge(self, current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
         """The same rule as `upsert()`, in memory (to fold a batch before sending it)."""
@@ -269,14 +280,9 @@ async def apply_batch(session: AsyncSession, writes: Sequence[Write]) -> None:
     """Fold many writes, then one COPY and one upsert per projection (the rebuild)."""
     driver = await driver_connection(session)
     folded = fold(writes)
-    # Tables in one fixed order too (see `_staged_upsert`).
+    # Tables in one fixed order too (see `staged_upsert`).
     for table in (name for name in PROJECTIONS if name in folded):
-        rows, staged = folded[table], STAGED_UPSERTS[table]
-        await driver.execute(staged.create)
+        staged = STAGED_UPSERTS[table]
         # Keys are unique after the fold, as one multi-row ON CONFLICT requires.
-        await driver.copy_records_to_table(
-            staged.stage,
-            records=[tuple(row[name] for name in staged.columns) for row in rows],
-            columns=staged.columns,
-        )
-        await driver.execute(staged.insert)
+        rows = [tuple(row[name] for name in staged.columns) for row in folded[table]]
+        await staged.write(driver, rows)

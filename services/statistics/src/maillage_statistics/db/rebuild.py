@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from maillage_common.db.engine import driver_connection
+from maillage_common.db.messaging import INBOX
+from maillage_statistics.db.projections import staged_upsert
 from maillage_statistics.db.tables import PROJECTIONS, ROLLUPS
 
 
@@ -21,16 +23,9 @@ async def truncate_projections(session: AsyncSession, consumer: str) -> None:
     await session.execute(text("DELETE FROM inbox_event WHERE consumer = :c"), {"c": consumer})
 
 
-_CLAIMS_STAGE = "inbox_event_stage"
+# Claims a worker could share with another (a ce_id seen under two keys) are skipped.
+_CLAIMS = staged_upsert(INBOX, "ON CONFLICT DO NOTHING")
 _CLAIM_COLUMNS = ("consumer", "event_id", "event_type")
-_CREATE_CLAIMS_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS inbox_event_stage (LIKE inbox_event INCLUDING DEFAULTS)"
-)
-_CLAIM_STAGED = """WITH staged AS (DELETE FROM inbox_event_stage
-                                   RETURNING consumer, event_id, event_type)
-    INSERT INTO inbox_event (consumer, event_id, event_type)
-    SELECT consumer, event_id, event_type FROM staged ORDER BY event_id
-    ON CONFLICT DO NOTHING"""
 
 
 async def copy_claims(
@@ -40,16 +35,9 @@ async def copy_claims(
 
     An event another worker already claimed (a duplicate published under another key) is
     skipped, not an error: folding it twice would change nothing."""
-    if not events:
-        return
-    driver = await driver_connection(session)
-    await driver.execute(_CREATE_CLAIMS_STAGE)
-    await driver.copy_records_to_table(
-        _CLAIMS_STAGE,
-        columns=_CLAIM_COLUMNS,
-        records=[(consumer, event_id, kind) for event_id, kind in events],
-    )
-    await driver.execute(_CLAIM_STAGED)
+    if events:
+        records = [(consumer, event_id, kind) for event_id, kind in events]
+        await _CLAIMS.write(await driver_connection(session), records, _CLAIM_COLUMNS)
 
 
 async def defer_rollups(session: AsyncSession) -> None:

@@ -14,10 +14,10 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 SMALL_COUNT_THRESHOLD = 5
+"""Open-data cells under this count are suppressed (statistical secrecy)."""
 TIME_ZONE = "Europe/Paris"
 """Months and days of every indicator are calendar ones in this zone."""
 PARIS = ZoneInfo(TIME_ZONE)
-"""Open-data cells under this count are suppressed (statistical secrecy)."""
 
 
 class UsageStatus(enum.StrEnum):
